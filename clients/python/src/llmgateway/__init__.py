@@ -1,0 +1,1 @@
+"""llm-gateway client: generated stubs and a thin typed client."""

@@ -1,0 +1,1 @@
+"""llm-gateway: one gRPC service in front of local and cloud LLM providers."""
