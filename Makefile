@@ -1,0 +1,78 @@
+# llm-gateway: `make run` starts the gateway on the shipped default config,
+# `make test` runs everything CI runs. Both install what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION ?= 3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+# uv is bootstrapped from a hash-locked requirements file into its own venv,
+# so nothing outside the project is assumed but a Python 3.11+.
+UV_HOME := $(HOME)/.cache/llm-gateway/uv-$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+GEN_DIR := clients/python/src
+PROTO_FILES := $(wildcard proto/llmgateway/v1/*.proto)
+# buf breaking compares the contract with this git ref (main by default).
+BREAKING_AGAINST ?= main
+
+.PHONY: help install run proto proto-check lint typecheck buf-lint buf-breaking test test-unit ci clean
+
+help: ## Show the targets.
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	python$(PYTHON_VERSION) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --require-hashes -r requirements/bootstrap.txt
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml clients/python/pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON_VERSION)
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv with the locked dependencies (hashes checked).
+
+run: install ## Start the gateway on the shipped default config (0.0.0.0:50051).
+	$(VENV)/bin/llm-gateway serve
+
+proto: install ## Regenerate the Python code in clients/python from proto/.
+	rm -rf $(GEN_DIR)/llmgateway/v1
+	mkdir -p $(GEN_DIR)/llmgateway/v1
+	$(PY) -m grpc_tools.protoc -I proto \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc \
+		--python_out=$(GEN_DIR) --grpc_python_out=$(GEN_DIR) \
+		--mypy_out=$(GEN_DIR) --mypy_grpc_out=$(GEN_DIR) \
+		$(PROTO_FILES)
+	printf '"""Generated from proto/llmgateway/v1 by `make proto`; do not edit."""\n' > $(GEN_DIR)/llmgateway/v1/__init__.py
+
+proto-check: proto ## Fail when the committed generated code differs from `make proto`.
+	@git diff --exit-code --stat -- $(GEN_DIR)/llmgateway/v1 \
+		&& test -z "$$(git status --porcelain -- $(GEN_DIR)/llmgateway/v1)" \
+		|| { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+buf-lint: install ## buf lint (STANDARD + COMMENTS) and buf format check.
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format --diff --exit-code
+
+buf-breaking: install ## buf breaking against $(BREAKING_AGAINST) (skipped when that ref has no contract yet).
+	@if git cat-file -e "$(BREAKING_AGAINST):proto/llmgateway/v1/gateway_service.proto" 2>/dev/null; then \
+		$(VENV)/bin/buf breaking --against ".git#ref=$(BREAKING_AGAINST)"; \
+	else echo "buf breaking: $(BREAKING_AGAINST) has no contract yet, nothing to compare"; fi
+
+lint: install ## ruff lint and format check.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install ## mypy --strict on the server and the client.
+	$(VENV)/bin/mypy server/src clients/python/src
+
+test: install buf-lint buf-breaking proto-check lint typecheck ## Everything CI runs.
+	$(VENV)/bin/pytest -q
+
+clean: ## Remove the venv and caches.
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+-include mk/*.mk
