@@ -1,0 +1,122 @@
+"""The ``providers:`` section: upstream APIs and how to reach them."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llm_gateway_server.core.types import Locality
+
+
+class ProviderKind(enum.StrEnum):
+    """How the gateway talks to a provider."""
+
+    #: Ollama's /v1, LM Studio, llama.cpp server, vLLM, LocalAI: native aiohttp path.
+    OPENAI_COMPATIBLE = "openai_compatible"
+    #: api.openai.com (or an Azure-style base): native aiohttp path, key required.
+    OPENAI = "openai"
+    #: Ollama's native /api/chat and /api/embed, through LiteLLM's ``ollama_chat/``.
+    OLLAMA = "ollama"
+    #: Anthropic Messages API, through LiteLLM.
+    ANTHROPIC = "anthropic"
+    #: Gemini generateContent, through LiteLLM.
+    GEMINI = "gemini"
+    #: Any LiteLLM model string (``bedrock/...``, ``mistral/...``): through LiteLLM.
+    LITELLM = "litellm"
+
+
+#: Kinds served by the native aiohttp adapter; everything else goes through LiteLLM.
+NATIVE_KINDS = frozenset({ProviderKind.OPENAI_COMPATIBLE, ProviderKind.OPENAI})
+#: Kinds that cannot work without an API key.
+KEY_REQUIRED_KINDS = frozenset({ProviderKind.OPENAI, ProviderKind.ANTHROPIC, ProviderKind.GEMINI})
+
+_Strict = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryConfig(BaseModel):
+    """Retries of one target before moving on to the next."""
+
+    model_config = _Strict
+    #: Total tries of one target per request (1 = no retry).
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    #: Base of the exponential backoff (full jitter), seconds.
+    base_delay_s: float = Field(default=0.1, ge=0)
+    #: Cap of one backoff sleep, seconds (a longer Retry-After moves on instead).
+    max_delay_s: float = Field(default=2.0, ge=0)
+
+
+class BreakerConfig(BaseModel):
+    """The circuit breaker of each target (provider and model) of this provider."""
+
+    model_config = _Strict
+    #: Consecutive failures that open the breaker.
+    failure_threshold: int = Field(default=5, ge=1)
+    #: Seconds an open breaker waits before letting one probe call through.
+    reset_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class ProbeConfig(BaseModel):
+    """Active health checks (GET /v1/models, Ollama /api/tags)."""
+
+    model_config = _Strict
+    #: Probe this provider. Unset: on for local providers, off for cloud ones.
+    enabled: bool | None = None
+    #: Seconds between probes (jittered by +-20%).
+    interval_s: float = Field(default=15.0, gt=0)
+    #: Seconds one probe may take.
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
+class ModelPrice(BaseModel):
+    """Per-model price in US dollars per million tokens (overrides LiteLLM's cost map)."""
+
+    model_config = _Strict
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+
+class ProviderConfig(BaseModel):
+    """One upstream provider."""
+
+    model_config = _Strict
+    kind: ProviderKind
+    #: Base URL, e.g. ``http://localhost:11434/v1``. Required for openai_compatible.
+    api_base: str | None = None
+    #: Name of the environment variable holding the API key (read once, at load).
+    api_key_env: str | None = None
+    #: Where the provider runs; STRICT requests only use ``local`` ones.
+    locality: Locality = Locality.CLOUD
+    #: Seconds one attempt may take (a stream: until its last chunk).
+    timeout_s: float = Field(default=60.0, gt=0)
+    #: Seconds to establish a connection.
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    #: Calls in flight at most (0 = unlimited), so one GPU box is not overrun.
+    max_in_flight: int = Field(default=0, ge=0)
+    #: Calls waiting for a slot at most; beyond it: RESOURCE_EXHAUSTED.
+    max_queue: int = Field(default=64, ge=0)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    #: Extra HTTP headers sent upstream (values may use ${ENV} interpolation).
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Per-model prices; local models cost 0 unless priced here.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ProviderConfig:
+        if self.kind is ProviderKind.OPENAI_COMPATIBLE and not self.api_base:
+            raise ValueError("api_base is required for kind openai_compatible")
+        return self
+
+    @property
+    def native(self) -> bool:
+        """True when served by the native aiohttp adapter rather than LiteLLM."""
+        return self.kind in NATIVE_KINDS
+
+    @property
+    def probe_enabled(self) -> bool:
+        """Whether active probes run: explicit setting, else on for local providers."""
+        if self.probe.enabled is not None:
+            return self.probe.enabled
+        return self.locality is Locality.LOCAL

@@ -1,0 +1,50 @@
+"""The ``server:`` section: listening, limits on requests, shutdown, TLS."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llm_gateway_server.config.defaults import DEFAULT_LISTEN, DEFAULT_SHUTDOWN_GRACE_S
+from llm_gateway_server.config.routes import PrivacySetting
+
+_Strict = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(BaseModel):
+    """TLS on the gRPC port; with ``client_ca_file``, mutual TLS (client certs required)."""
+
+    model_config = _Strict
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+class ServerConfig(BaseModel):
+    """How the gRPC server listens and what it accepts."""
+
+    model_config = _Strict
+    #: ``HOST:PORT``; ``--listen`` overrides it.
+    listen: str = DEFAULT_LISTEN
+    #: Largest request message accepted, bytes (gRPC max receive size).
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    #: Largest inline image accepted, bytes.
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    #: Seconds in-flight calls get to finish after SIGTERM.
+    shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, ge=0)
+    #: Accept ``provider/model`` in ``model`` besides route names.
+    allow_direct_targets: bool = False
+    #: Privacy for requests, routes and keys that set none.
+    default_privacy: PrivacySetting = PrivacySetting.STRICT
+    #: Deadline applied when the caller sets none, seconds.
+    default_deadline_s: float = Field(default=300.0, gt=0)
+    #: Re-read the config when the file changes (SIGHUP always does).
+    watch_config: bool = False
+    tls: TlsConfig | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"must be HOST:PORT, got {value!r}")
+        return value

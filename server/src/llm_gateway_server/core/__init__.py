@@ -1,0 +1,1 @@
+"""Core layer of llm-gateway."""

@@ -1,0 +1,1 @@
+"""Routing layer of llm-gateway."""

@@ -1,0 +1,1 @@
+"""State layer of llm-gateway."""

@@ -1,0 +1,1 @@
+"""Telemetry layer of llm-gateway."""

@@ -1,0 +1,1 @@
+"""Transport layer of llm-gateway."""
