@@ -328,3 +328,34 @@ class AttemptRecord:
     latency_s: float
     error: str = ""
     retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant of an API key, or ``anonymous`` with auth off."""
+
+    tenant: str
+    #: Routes this caller may use; ``None``: all.
+    routes: frozenset[str] | None = None
+    #: Widest privacy this caller may use; ``None``: no ceiling of its own.
+    max_privacy: Privacy | None = None
+    #: Privacy for this caller's requests that ask for none.
+    default_privacy: Privacy | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "month"
+
+
+ANONYMOUS = Principal(tenant="anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Per-call facts routing and state need, without any gRPC object."""
+
+    request_id: str
+    #: Absolute ``time.monotonic()`` by which the caller must have its answer.
+    deadline: float
+    principal: Principal = ANONYMOUS
+    metadata: dict[str, str] = field(default_factory=dict)

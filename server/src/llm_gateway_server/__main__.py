@@ -1,0 +1,3 @@
+from llm_gateway_server.cli import main
+
+raise SystemExit(main())

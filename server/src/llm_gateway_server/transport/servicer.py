@@ -1,0 +1,228 @@
+"""GatewayService servicer: thin, typed glue between gRPC and the gateway core.
+
+Each method converts protobuf to internal types, calls ``Gateway``, converts back, and
+leaves every error to ``status.py`` through ``_failure``. Nothing else here knows gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+from llmgateway.v1 import (
+    chat_pb2,
+    embed_pb2,
+    gateway_service_pb2_grpc,
+    models_pb2,
+    stats_pb2,
+)
+
+from llm_gateway_server.core.errors import GatewayError, ShuttingDown
+from llm_gateway_server.core.types import CallContext, Principal
+from llm_gateway_server.gateway import Gateway, StreamEnd
+from llm_gateway_server.telemetry.rpc import RpcScope, RpcTelemetry
+from llm_gateway_server.transport import convert, views
+from llm_gateway_server.transport.status import internal_status, status_code, to_status
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
+    """Implements llmgateway.v1.GatewayService over a ``Gateway``."""
+
+    def __init__(self, gateway: Gateway, telemetry: RpcTelemetry) -> None:
+        self._gateway = gateway
+        self._telemetry = telemetry
+        self._draining = False
+
+    def drain(self) -> None:
+        """Refuse new calls (UNAVAILABLE, SHUTTING_DOWN); calls in flight go on."""
+        self._draining = True
+
+    async def _begin(
+        self, method: str, context: grpc.aio.ServicerContext[object, object]
+    ) -> tuple[RpcScope, CallContext]:
+        metadata: Sequence[tuple[str, str | bytes]] = context.invocation_metadata() or ()
+        scope = self._telemetry.start(method, metadata)
+        await context.send_initial_metadata((("x-request-id", scope.request_id),))
+        if self._draining:
+            raise ShuttingDown("the server is shutting down; retry on another replica")
+        principal: Principal = await self._gateway.authenticate(metadata)
+        remaining = context.time_remaining()
+        if remaining is None:
+            remaining = self._gateway.snapshot.config.server.default_deadline_s
+        ctx = CallContext(scope.request_id, time.monotonic() + remaining, principal)
+        return scope, ctx
+
+    async def _failure(
+        self,
+        exc: BaseException,
+        scope: RpcScope | None,
+        request_id: str,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> None:
+        if isinstance(exc, GatewayError):
+            status = to_status(exc, request_id)
+            if scope is not None:
+                scope.end(status_code(exc).name, error_reason=exc.reason, error_message=exc.message)
+        else:
+            logger.exception("unexpected error in request %s", request_id)
+            status = internal_status(request_id)
+            if scope is not None:
+                scope.end("INTERNAL", error_reason="INTERNAL")
+        await context.abort_with_status(status)
+
+    async def Chat(
+        self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> chat_pb2.ChatResponse:
+        """See llmgateway.v1.GatewayService.Chat."""
+        scope: RpcScope | None = None
+        request_id = ""
+        try:
+            scope, ctx = await self._begin("Chat", context)
+            request_id = scope.request_id
+            self._check_size(request)
+            chat = convert.chat_request(request, max_image_bytes=self._max_image_bytes)
+            outcome = await self._gateway.chat(chat, ctx, scope)
+            response = views.chat_response(outcome, request_id)
+            scope.end("OK")
+            return response
+        except asyncio.CancelledError:
+            if scope is not None:
+                scope.end("CANCELLED")
+            raise
+        except BaseException as exc:
+            await self._failure(exc, scope, request_id, context)
+            raise AssertionError("abort_with_status returned") from exc
+
+    async def StreamChat(
+        self,
+        request: chat_pb2.StreamChatRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[chat_pb2.StreamChatResponse]:
+        """See llmgateway.v1.GatewayService.StreamChat."""
+        scope: RpcScope | None = None
+        request_id = ""
+        try:
+            scope, ctx = await self._begin("StreamChat", context)
+            request_id = scope.request_id
+            self._check_size(request)
+            chat = convert.chat_request(request, max_image_bytes=self._max_image_bytes)
+            end = None
+            first = True
+            events = self._gateway.stream(chat, ctx, scope)
+            # aclosing: a cancelled call closes the gateway's generator, and with it the
+            # upstream HTTP request, at once instead of whenever it is garbage-collected.
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, StreamEnd):
+                        end = event
+                        break
+                    if first:
+                        scope.first_token()
+                        first = False
+                    yield convert.delta_pb(event)
+            if end is None:
+                raise AssertionError("stream ended without a summary")
+            yield views.stream_summary(end, request_id)
+            if end.error is not None:
+                raise end.error
+            scope.end("OK")
+        except asyncio.CancelledError:
+            if scope is not None:
+                scope.end("CANCELLED")
+            raise
+        except BaseException as exc:
+            await self._failure(exc, scope, request_id, context)
+
+    async def Embed(
+        self, request: embed_pb2.EmbedRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> embed_pb2.EmbedResponse:
+        """See llmgateway.v1.GatewayService.Embed."""
+        scope: RpcScope | None = None
+        request_id = ""
+        try:
+            scope, ctx = await self._begin("Embed", context)
+            request_id = scope.request_id
+            self._check_size(request)
+            outcome = await self._gateway.embed(convert.embed_request(request), ctx, scope)
+            response = views.embed_response(outcome, request_id)
+            scope.end("OK")
+            return response
+        except asyncio.CancelledError:
+            if scope is not None:
+                scope.end("CANCELLED")
+            raise
+        except BaseException as exc:
+            await self._failure(exc, scope, request_id, context)
+            raise AssertionError("abort_with_status returned") from exc
+
+    async def ListModels(
+        self,
+        request: models_pb2.ListModelsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> models_pb2.ListModelsResponse:
+        """See llmgateway.v1.GatewayService.ListModels."""
+        scope: RpcScope | None = None
+        request_id = ""
+        try:
+            scope, ctx = await self._begin("ListModels", context)
+            request_id = scope.request_id
+            task = convert.task_filter(request.task)
+            response = views.list_models_response(
+                self._gateway.list_models(ctx.principal, task),
+                direct=self._gateway.snapshot.config.server.allow_direct_targets,
+            )
+            scope.end("OK")
+            return response
+        except BaseException as exc:
+            await self._failure(exc, scope, request_id, context)
+            raise AssertionError("abort_with_status returned") from exc
+
+    async def Health(
+        self, request: models_pb2.HealthRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> models_pb2.HealthResponse:
+        """See llmgateway.v1.GatewayService.Health."""
+        scope: RpcScope | None = None
+        request_id = ""
+        try:
+            scope, _ = await self._begin("Health", context)
+            request_id = scope.request_id
+            response = views.health_response(
+                self._gateway.health(), generation=self._gateway.snapshot.generation
+            )
+            scope.end("OK")
+            return response
+        except BaseException as exc:
+            await self._failure(exc, scope, request_id, context)
+            raise AssertionError("abort_with_status returned") from exc
+
+    async def GetStats(
+        self, request: stats_pb2.GetStatsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> stats_pb2.GetStatsResponse:
+        """See llmgateway.v1.GatewayService.GetStats."""
+        scope: RpcScope | None = None
+        request_id = ""
+        try:
+            scope, ctx = await self._begin("GetStats", context)
+            request_id = scope.request_id
+            routes, budgets = await self._gateway.stats(
+                ctx.principal, tenant=request.tenant, route=request.route
+            )
+            response = views.stats_response(routes, budgets)
+            scope.end("OK")
+            return response
+        except BaseException as exc:
+            await self._failure(exc, scope, request_id, context)
+            raise AssertionError("abort_with_status returned") from exc
+
+    @property
+    def _max_image_bytes(self) -> int:
+        return self._gateway.snapshot.config.server.max_image_bytes
+
+    def _check_size(self, request: object) -> None:
+        convert.check_size(request, self._gateway.snapshot.config.server.max_message_bytes)

@@ -1,0 +1,102 @@
+"""The one place that maps exceptions to gRPC status codes and google.rpc error details."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from llm_gateway_server.core.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    LimitExceeded,
+    NoPermittedTarget,
+    NoTargetLeft,
+    NotPermitted,
+    RequestInvalid,
+    RouteNotFound,
+    ShuttingDown,
+    StreamInterrupted,
+    Unauthenticated,
+    UpstreamError,
+)
+
+logger = logging.getLogger(__name__)
+
+#: google.rpc.ErrorInfo.domain of every error the gateway returns.
+ERROR_DOMAIN = "llm-gateway"
+
+_CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
+    (RequestInvalid, grpc.StatusCode.INVALID_ARGUMENT),
+    (RouteNotFound, grpc.StatusCode.NOT_FOUND),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (NotPermitted, grpc.StatusCode.PERMISSION_DENIED),
+    (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (NoPermittedTarget, grpc.StatusCode.FAILED_PRECONDITION),
+    (NoTargetLeft, grpc.StatusCode.UNAVAILABLE),
+    (StreamInterrupted, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_code(error: GatewayError) -> grpc.StatusCode:
+    """The canonical code for a gateway error."""
+    if isinstance(error, UpstreamError):
+        # Caller-caused upstream refusals (context too long, content policy) are the
+        # caller's to fix; anything else that escaped routing means no target answered.
+        return (
+            grpc.StatusCode.INVALID_ARGUMENT if error.caller_caused else grpc.StatusCode.UNAVAILABLE
+        )
+    for cls, code in _CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_status(error: GatewayError, request_id: str) -> grpc.Status:
+    """Build the status with exactly one ErrorInfo, plus RetryInfo/BadRequest where they apply."""
+    code = status_code(error)
+    metadata = dict(error.metadata)
+    metadata["request_id"] = request_id
+    details = [
+        _pack(
+            error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
+        )
+    ]
+    if error.retry_after_s is not None and math.isfinite(error.retry_after_s):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(max(error.retry_after_s, 0.0) * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    if isinstance(error, RequestInvalid):
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=error.field, description=error.message
+        )
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+def internal_status(request_id: str) -> grpc.Status:
+    """A generic INTERNAL status: never the exception text, which may hold anything."""
+    info = error_details_pb2.ErrorInfo(
+        reason="INTERNAL", domain=ERROR_DOMAIN, metadata={"request_id": request_id}
+    )
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL,
+        message=f"internal error; see the gateway's logs for request id {request_id}",
+        details=[_pack(info)],
+    )
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
