@@ -31,6 +31,10 @@ from llm_gateway_server.transport.status import internal_status, status_code, to
 logger = logging.getLogger(__name__)
 
 
+def _request_id_md(request_id: str) -> tuple[tuple[str, str], ...]:
+    return (("x-request-id", request_id),)
+
+
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     """Implements llmgateway.v1.GatewayService over a ``Gateway``."""
 
@@ -48,7 +52,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     ) -> tuple[RpcScope, CallContext]:
         metadata: Sequence[tuple[str, str | bytes]] = context.invocation_metadata() or ()
         scope = self._telemetry.start(method, metadata)
-        await context.send_initial_metadata((("x-request-id", scope.request_id),))
+        # Response headers are sent only with the first answer message: headers commit a call
+        # (gRFC A6), and a committed call is never retried by the client's retry policy.
         if self._draining:
             raise ShuttingDown("the server is shutting down; retry on another replica")
         principal: Principal = await self._gateway.authenticate(metadata)
@@ -89,6 +94,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             chat = convert.chat_request(request, max_image_bytes=self._max_image_bytes)
             outcome = await self._gateway.chat(chat, ctx, scope)
             response = views.chat_response(outcome, request_id)
+            await context.send_initial_metadata(_request_id_md(request_id))
             scope.end("OK")
             return response
         except asyncio.CancelledError:
@@ -123,11 +129,14 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                         end = event
                         break
                     if first:
+                        await context.send_initial_metadata(_request_id_md(request_id))
                         scope.first_token()
                         first = False
                     yield convert.delta_pb(event)
             if end is None:
                 raise AssertionError("stream ended without a summary")
+            if first:
+                await context.send_initial_metadata(_request_id_md(request_id))
             yield views.stream_summary(end, request_id)
             if end.error is not None:
                 raise end.error
@@ -151,6 +160,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._check_size(request)
             outcome = await self._gateway.embed(convert.embed_request(request), ctx, scope)
             response = views.embed_response(outcome, request_id)
+            await context.send_initial_metadata(_request_id_md(request_id))
             scope.end("OK")
             return response
         except asyncio.CancelledError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -84,8 +85,7 @@ def to_status(error: GatewayError, request_id: str) -> grpc.Status:
         )
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
-    result: grpc.Status = rpc_status.to_status(status)
-    return result
+    return _with_request_id(rpc_status.to_status(status), request_id)
 
 
 def internal_status(request_id: str) -> grpc.Status:
@@ -98,5 +98,19 @@ def internal_status(request_id: str) -> grpc.Status:
         message=f"internal error; see the gateway's logs for request id {request_id}",
         details=[_pack(info)],
     )
-    result: grpc.Status = rpc_status.to_status(status)
-    return result
+    return _with_request_id(rpc_status.to_status(status), request_id)
+
+
+class _Status(grpc.Status):
+    def __init__(
+        self, code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, Any], ...]
+    ) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing
+
+
+def _with_request_id(status: Any, request_id: str) -> grpc.Status:
+    # Errors carry the request id in trailers: they are sent without response headers.
+    trailing = (*tuple(status.trailing_metadata or ()), ("x-request-id", request_id))
+    return _Status(status.code, status.details, trailing)
