@@ -179,6 +179,12 @@ async def build_server(
         ("grpc.max_send_message_length", cfg.server.max_message_bytes * 2 + 1024),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
+    if cfg.server.max_connection_age_s > 0:
+        age_ms = int(cfg.server.max_connection_age_s * 1000)
+        options += [
+            ("grpc.max_connection_age_ms", age_ms),
+            ("grpc.max_connection_age_grace_ms", int(cfg.server.shutdown_grace_s * 1000)),
+        ]
     server = grpc.aio.server(options=options)
     health = HealthServicer()
     holder: list[GatewayServer] = []

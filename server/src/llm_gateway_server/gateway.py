@@ -31,6 +31,7 @@ from llm_gateway_server.core.types import (
 )
 from llm_gateway_server.routing.results import ChatResult, StreamSummary
 from llm_gateway_server.routing.router import Router
+from llm_gateway_server.routing.views import HealthView, RouteView
 from llm_gateway_server.state import GatewayState
 from llm_gateway_server.state.pricing import cost_usd
 from llm_gateway_server.telemetry.rpc import RpcScope
@@ -235,16 +236,15 @@ class Gateway:
             raise
         if summary is None:  # pragma: no cover - routing always ends with a summary
             raise AssertionError("routing ended a stream without a summary")
-        cost = (
-            self._cost(summary.provider, summary.model, summary.usage) if summary.provider else None
-        )
+        usage = summary.usage or Usage()
+        cost = self._cost(summary.provider, summary.model, usage) if summary.provider else None
         if summary.error is not None:
             await self._state.policy.fail(admission, error_reason=summary.error.reason)
         else:
             answer = collector.answer(summary) if collector is not None else None
             await self._state.policy.complete(
                 admission,
-                answer_usage=summary.usage,
+                answer_usage=usage,
                 cost_usd=cost,
                 provider=summary.provider,
                 model=summary.model,
@@ -254,7 +254,7 @@ class Gateway:
             )
         yield StreamEnd(
             summary.finish_reason,
-            summary.usage,
+            usage,
             summary.route,
             summary.provider,
             summary.model,
@@ -300,11 +300,11 @@ class Gateway:
             result.answer, result.route, result.provider, result.model, result.attempts, cost
         )
 
-    def list_models(self, principal: Principal, task: Task | None) -> list[object]:
+    def list_models(self, principal: Principal, task: Task | None) -> list[RouteView]:
         """The routes the caller may use."""
         return list(self._router.routes_view(principal, task))
 
-    def health(self) -> object:
+    def health(self) -> HealthView:
         """Live detail per route, target and provider."""
         return self._router.health_view()
 
@@ -359,6 +359,6 @@ class _Collector:
             "".join(self._reasoning),
             calls,
             summary.finish_reason,
-            summary.usage,
+            summary.usage or Usage(),
             summary.model,
         )

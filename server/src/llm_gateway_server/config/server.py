@@ -39,6 +39,9 @@ class ServerConfig(BaseModel):
     default_deadline_s: float = Field(default=300.0, gt=0)
     #: Re-read the config when the file changes (SIGHUP always does).
     watch_config: bool = False
+    #: Seconds after which a client connection is asked to reconnect (GOAWAY), so clients
+    #: balancing over a headless Service pick up new replicas; 0 turns it off.
+    max_connection_age_s: float = Field(default=300.0, ge=0)
     tls: TlsConfig | None = None
 
     @field_validator("listen")

@@ -202,9 +202,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         try:
             scope, _ = await self._begin("Health", context)
             request_id = scope.request_id
-            response = views.health_response(
-                self._gateway.health(), generation=self._gateway.snapshot.generation
-            )
+            response = views.health_response(self._gateway.health())
             scope.end("OK")
             return response
         except BaseException as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -10,8 +11,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from llmgateway.v1 import chat_pb2, embed_pb2, models_pb2, stats_pb2
 
 from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome, StreamEnd
+from llm_gateway_server.routing.breakers import BreakerState
+from llm_gateway_server.routing.views import (
+    HealthView,
+    ProviderHealth,
+    RouteView,
+    TargetHealth,
+    TargetView,
+)
 from llm_gateway_server.transport.convert import (
     FINISH_TO_PB,
+    LOCALITY_TO_PB,
+    PRIVACY_TO_PB,
+    TASK_TO_PB,
     attempts_pb,
     tool_calls_pb,
     usage_pb,
@@ -79,22 +91,109 @@ def _duration(seconds: float) -> Duration:
     return d
 
 
-def _timestamp(epoch_s: float | None) -> Timestamp | None:
-    if not epoch_s:
+def _timestamp(when: datetime | None) -> Timestamp | None:
+    if when is None:
         return None
     ts = Timestamp()
-    ts.FromNanoseconds(int(epoch_s * 1e9))
+    ts.FromDatetime(when)
     return ts
 
 
-def list_models_response(routes: Sequence[Any], *, direct: bool) -> models_pb2.ListModelsResponse:
+def _target_view(view: TargetView) -> models_pb2.TargetInfo:
+    return models_pb2.TargetInfo(
+        provider=view.provider,
+        model=view.model,
+        locality=LOCALITY_TO_PB[view.locality],
+        tier=view.tier,
+        weight=view.weight,
+        available=view.available,
+    )
+
+
+def list_models_response(
+    routes: Sequence[RouteView], *, direct: bool
+) -> models_pb2.ListModelsResponse:
     """ListModels from routing's route views."""
-    raise NotImplementedError
+    return models_pb2.ListModelsResponse(
+        routes=[
+            models_pb2.RouteInfo(
+                name=r.name,
+                task=TASK_TO_PB[r.task],
+                default_for_task=r.default_for_task,
+                default_privacy=PRIVACY_TO_PB[r.default_privacy],
+                max_privacy=PRIVACY_TO_PB[r.max_privacy],
+                targets=[_target_view(t) for t in r.targets],
+                available=r.available,
+            )
+            for r in routes
+        ],
+        direct_targets_allowed=direct,
+    )
 
 
-def health_response(view: Any, *, generation: int) -> models_pb2.HealthResponse:
+_BREAKER = {
+    BreakerState.CLOSED: models_pb2.BREAKER_STATE_CLOSED,
+    BreakerState.OPEN: models_pb2.BREAKER_STATE_OPEN,
+    BreakerState.HALF_OPEN: models_pb2.BREAKER_STATE_HALF_OPEN,
+}
+
+
+def _target_health(t: TargetHealth) -> models_pb2.TargetHealth:
+    msg = models_pb2.TargetHealth(
+        provider=t.provider,
+        model=t.model,
+        breaker_state=_BREAKER[t.breaker_state],
+        consecutive_failures=t.consecutive_failures,
+        last_error=t.last_error,
+        last_error_time=_timestamp(t.last_error_time),
+        success_rate=t.success_rate,
+        window_calls=t.window_calls,
+        window=_duration(t.window_s),
+        in_flight=t.in_flight,
+        available=t.available,
+    )
+    if t.latency_p50_s is not None:
+        msg.latency_p50.CopyFrom(_duration(t.latency_p50_s))
+    if t.latency_p95_s is not None:
+        msg.latency_p95.CopyFrom(_duration(t.latency_p95_s))
+    return msg
+
+
+def _provider_health(p: ProviderHealth) -> models_pb2.ProviderHealth:
+    msg = models_pb2.ProviderHealth(
+        name=p.name,
+        kind=p.kind,
+        locality=LOCALITY_TO_PB[p.locality],
+        enabled=p.enabled,
+        disabled_reason=p.disabled_reason,
+        probe_error=p.probe_error,
+        last_probe_time=_timestamp(p.last_probe_time),
+        in_flight=p.in_flight,
+        max_in_flight=p.max_in_flight,
+        queued=p.queued,
+    )
+    if p.probe_ok is not None:
+        msg.probe_ok = p.probe_ok
+    return msg
+
+
+def health_response(view: HealthView) -> models_pb2.HealthResponse:
     """Health from routing's health view."""
-    raise NotImplementedError
+    return models_pb2.HealthResponse(
+        ready=view.ready,
+        routes=[
+            models_pb2.RouteHealth(
+                name=r.name,
+                available=r.available,
+                usable_targets=r.usable_targets,
+                total_targets=r.total_targets,
+            )
+            for r in view.routes
+        ],
+        targets=[_target_health(t) for t in view.targets],
+        providers=[_provider_health(p) for p in view.providers],
+        config_generation=view.config_generation,
+    )
 
 
 def stats_response(routes: Sequence[Any], budgets: Sequence[Any]) -> stats_pb2.GetStatsResponse:

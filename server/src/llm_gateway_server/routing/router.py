@@ -1,0 +1,367 @@
+"""The routing core transport calls: resolve, then chat / stream / embed with fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+
+import pybreaker
+
+from llm_gateway_server.config.loader import ConfigSnapshot
+from llm_gateway_server.core.types import (
+    CallContext,
+    ChatDelta,
+    ChatRequest,
+    EmbedRequest,
+    Principal,
+    Privacy,
+    Sampling,
+    Task,
+)
+from llm_gateway_server.providers.base import Provider
+from llm_gateway_server.routing.attempts import CallAttempts
+from llm_gateway_server.routing.breakers import BreakerState, TargetBreaker, memory_storage
+from llm_gateway_server.routing.fallback import ChatOp, EmbedOp, run_unary
+from llm_gateway_server.routing.observer import NoopObserver, RoutingObserver
+from llm_gateway_server.routing.privacy import ceiling, default_privacy, locality_permitted
+from llm_gateway_server.routing.probes import ProbeRunner
+from llm_gateway_server.routing.results import ChatResult, EmbedResult, StreamSummary
+from llm_gateway_server.routing.routes import Resolution, resolve
+from llm_gateway_server.routing.streaming import run_stream
+from llm_gateway_server.routing.table import RoutingTable, build_table
+from llm_gateway_server.routing.targets import TargetState
+from llm_gateway_server.routing.views import (
+    HealthView,
+    ProviderHealth,
+    RouteHealth,
+    RouteView,
+    TargetHealth,
+    TargetView,
+)
+
+
+class Router:
+    """Routes calls over the targets of the config snapshot in force.
+
+    One instance per process. ``swap`` installs a reloaded snapshot; calls already running
+    keep the routing table they resolved against. ``start``/``aclose`` own the active
+    probe tasks and readiness timers.
+    """
+
+    def __init__(
+        self,
+        snapshot: ConfigSnapshot,
+        providers: Mapping[str, Provider],
+        *,
+        observer: RoutingObserver | None = None,
+        breaker_storage: Callable[[str], pybreaker.CircuitBreakerStorage] | None = None,
+        on_readiness: Callable[[bool], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Build the routing table of ``snapshot``.
+
+        Args:
+            snapshot: The validated config in force.
+            providers: Adapters by provider name (disabled providers may be missing).
+            observer: Receives attempts, fallbacks and breaker transitions.
+            breaker_storage: Builds each breaker's storage from ``provider/model``
+                (the state layer passes a Redis-backed one); default: in memory.
+            on_readiness: Called with the new readiness whenever it changes (and once
+                from ``start``).
+            clock: Monotonic seconds; ``CallContext.deadline`` is on this clock.
+            rng: Source of jitter and weighted choice (tests pass a seeded one).
+        """
+        self._observer: RoutingObserver = observer or NoopObserver()
+        self._storage = breaker_storage or memory_storage
+        self._on_readiness = on_readiness
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._probes = ProbeRunner(self._check_readiness, rng=self._rng)
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._started = False
+        self._reported: bool | None = None
+        self._table = self._build(snapshot, providers, previous=None)
+
+    def _build(
+        self,
+        snapshot: ConfigSnapshot,
+        providers: Mapping[str, Provider],
+        previous: RoutingTable | None,
+    ) -> RoutingTable:
+        return build_table(
+            snapshot,
+            dict(providers),
+            previous=previous,
+            storage=self._storage,
+            clock=self._clock,
+            on_transition=self._breaker_changed,
+        )
+
+    # -- resolution ---------------------------------------------------------------------
+
+    def resolve(
+        self, *, model: str, task: Task | None, privacy: Privacy | None, principal: Principal
+    ) -> Resolution:
+        """Resolve a request to its route, privacy and permitted targets.
+
+        ``model`` names a route, or ``provider/model`` when ``server.allow_direct_targets``
+        is on; empty means the default route of ``task`` (chat when ``None``).
+
+        Raises:
+            RouteNotFound: unknown route, or no default route for the task.
+            NotPermitted: the key may not use the route (ROUTE_NOT_PERMITTED) or asked for
+                a privacy above its ceiling (PRIVACY_NOT_PERMITTED).
+            RequestInvalid: ``task`` differs from the route's (TASK_MISMATCH).
+            NoPermittedTarget: no target is permitted (a STRICT request on a route without
+                local targets) or every permitted provider is disabled; says which and why.
+        """
+        return resolve(self._table, model=model, task=task, privacy=privacy, principal=principal)
+
+    @property
+    def direct_targets_allowed(self) -> bool:
+        """True when ``provider/model`` names are accepted besides route names."""
+        return self._table.snapshot.config.server.allow_direct_targets
+
+    # -- calls --------------------------------------------------------------------------
+
+    def _calls(
+        self,
+        resolution: Resolution,
+        ctx: CallContext,
+        *,
+        operation: str,
+        streaming: bool,
+        sampling: Sampling | None,
+    ) -> CallAttempts:
+        return CallAttempts(
+            resolution,
+            ctx,
+            table=resolution.table or self._table,
+            observer=self._observer,
+            clock=self._clock,
+            rng=self._rng,
+            operation=operation,
+            streaming=streaming,
+            sampling=sampling,
+        )
+
+    async def chat(
+        self, resolution: Resolution, request: ChatRequest, ctx: CallContext
+    ) -> ChatResult:
+        """One complete answer, falling back over the resolution's targets.
+
+        Raises:
+            UpstreamError: caused by the request (no fallback), as the adapter raised it.
+            NoTargetLeft: every target failed (``attempts``, ``retry_after_s`` set).
+            ConcurrencyLimited: the last target's wait queue was full (RESOURCE_EXHAUSTED).
+            DeadlineExceeded: ``ctx.deadline`` passed.
+        """
+        calls = self._calls(
+            resolution, ctx, operation="chat", streaming=False, sampling=request.sampling
+        )
+        calls.check_task(embedding=False)
+        answer, target = await run_unary(calls, ChatOp(request))
+        return ChatResult(
+            answer, resolution.route, target.provider, target.model, tuple(calls.attempts)
+        )
+
+    def stream(
+        self, resolution: Resolution, request: ChatRequest, ctx: CallContext
+    ) -> AsyncGenerator[ChatDelta | StreamSummary, None]:
+        """Payload deltas, then exactly one ``StreamSummary``.
+
+        Fallback happens only before the first payload delta; errors before it are raised
+        from the iterator like ``chat``'s. A later upstream failure yields a summary with
+        ``cut=True`` and ``error=StreamInterrupted``. Close the iterator (``aclose``) to
+        cancel: the upstream request is closed at once.
+        """
+        calls = self._calls(
+            resolution, ctx, operation="chat", streaming=True, sampling=request.sampling
+        )
+        return _checked_stream(calls, request)
+
+    async def embed(
+        self, resolution: Resolution, request: EmbedRequest, ctx: CallContext
+    ) -> EmbedResult:
+        """One vector per input, falling back like ``chat``."""
+        calls = self._calls(resolution, ctx, operation="embeddings", streaming=False, sampling=None)
+        calls.check_task(embedding=True)
+        answer, target = await run_unary(calls, EmbedOp(request))
+        return EmbedResult(
+            answer, resolution.route, target.provider, target.model, tuple(calls.attempts)
+        )
+
+    # -- views --------------------------------------------------------------------------
+
+    def routes_view(self, principal: Principal, task: Task | None) -> list[RouteView]:
+        """The routes ``principal`` may use (of ``task``, if given), for ListModels."""
+        table = self._table
+        config = table.snapshot.config
+        views: list[RouteView] = []
+        for name, route in config.routes.items():
+            if task is not None and route.task is not task:
+                continue
+            if principal.routes is not None and name not in principal.routes:
+                continue
+            widest = ceiling(route, principal)
+            targets = tuple(
+                TargetView(
+                    t.provider, t.model, t.locality, t.tier, t.weight, table.target_available(t)
+                )
+                for t in table.routes[name]
+            )
+            views.append(
+                RouteView(
+                    name=name,
+                    task=route.task,
+                    default_for_task=config.default_route(route.task) == name,
+                    default_privacy=default_privacy(route, principal, config.server),
+                    max_privacy=widest,
+                    targets=targets,
+                    available=any(
+                        v.available and locality_permitted(widest, v.locality) for v in targets
+                    ),
+                )
+            )
+        return views
+
+    def health_view(self) -> HealthView:
+        """Live state of routes, targets and providers, for the Health RPC."""
+        table = self._table
+        routes = []
+        for name, targets in table.routes.items():
+            usable = sum(1 for t in targets if table.target_usable(t))
+            routes.append(RouteHealth(name, usable > 0, usable, len(targets)))
+        return HealthView(
+            ready=table.ready(),
+            routes=tuple(routes),
+            targets=tuple(_target_health(table, s) for s in table.registry.all()),
+            providers=tuple(
+                _provider_health(table, name) for name in table.snapshot.config.providers
+            ),
+            config_generation=table.snapshot.generation,
+        )
+
+    @property
+    def ready(self) -> bool:
+        """True when at least one route has a usable target."""
+        return self._table.ready()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def swap(self, snapshot: ConfigSnapshot, providers: Mapping[str, Provider]) -> None:
+        """Install a reloaded snapshot (call from the event loop thread).
+
+        Breakers and latency windows of unchanged targets are kept; calls in flight keep
+        the table they started with. Probe tasks follow the new config. The router does
+        not close adapters it no longer uses: their owner does, once calls drained.
+        """
+        self._table = self._build(snapshot, providers, previous=self._table)
+        if self._started:
+            self._sync_probes()
+        self._check_readiness()
+
+    async def start(self) -> None:
+        """Start the active probe tasks and report the initial readiness."""
+        self._started = True
+        self._sync_probes()
+        self._check_readiness(force=True)
+
+    async def aclose(self) -> None:
+        """Stop probe tasks and timers; no task is left behind."""
+        self._started = False
+        await self._probes.stop()
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+
+    def _sync_probes(self) -> None:
+        table = self._table
+        self._probes.sync(table.snapshot.config.providers, table.providers, table.probes)
+
+    # -- readiness ----------------------------------------------------------------------
+
+    def _check_readiness(self, *, force: bool = False) -> None:
+        ready = self._table.ready()
+        if ready is self._reported and not force:
+            return
+        self._reported = ready
+        if self._on_readiness is not None:
+            self._on_readiness(ready)
+
+    def _breaker_changed(
+        self, breaker: TargetBreaker, old: BreakerState, new: BreakerState
+    ) -> None:
+        self._observer.breaker_transition(breaker.provider, breaker.model, old.value, new.value)
+        if new is BreakerState.OPEN:
+            # An open breaker becomes usable again when its reset timeout passes, without
+            # any event: look again then, or readiness could stay false for good.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                now = loop.time()
+                self._timers = {h for h in self._timers if h.when() > now}
+                delay = breaker.config.reset_timeout_s
+                self._timers.add(loop.call_later(delay, self._check_readiness))
+        self._check_readiness()
+
+
+async def _checked_stream(
+    calls: CallAttempts, request: ChatRequest
+) -> AsyncGenerator[ChatDelta | StreamSummary, None]:
+    calls.check_task(embedding=False)
+    async with contextlib.aclosing(run_stream(calls, request)) as items:
+        async for item in items:
+            yield item
+
+
+def _target_health(table: RoutingTable, state: TargetState) -> TargetHealth:
+    breaker = state.breaker
+    stats = state.stats.window.stats()
+    note = state.stats.last_error
+    available = (
+        table.provider_usable(state.provider)
+        and breaker.usable()
+        and not table.probe_failed(state.provider)
+    )
+    return TargetHealth(
+        provider=state.provider,
+        model=state.model,
+        breaker_state=breaker.state,
+        consecutive_failures=breaker.consecutive_failures,
+        last_error=note.message if note else "",
+        last_error_time=note.at if note else None,
+        latency_p50_s=stats.p50_s,
+        latency_p95_s=stats.p95_s,
+        success_rate=stats.success_rate,
+        window_calls=stats.calls,
+        window_s=state.stats.window.window_s,
+        in_flight=state.stats.in_flight,
+        available=available,
+    )
+
+
+def _provider_health(table: RoutingTable, name: str) -> ProviderHealth:
+    config = table.snapshot.config.providers[name]
+    probe = table.probes.get(name)
+    limiter = table.limiters[name]
+    probed = config.probe_enabled and probe is not None
+    return ProviderHealth(
+        name=name,
+        kind=config.kind.value,
+        locality=config.locality,
+        enabled=table.provider_usable(name),
+        disabled_reason=table.disabled_reason(name),
+        probe_ok=probe.ok if probed and probe is not None else None,
+        probe_error=probe.error if probed and probe is not None else "",
+        last_probe_time=probe.at if probed and probe is not None else None,
+        in_flight=limiter.in_flight,
+        max_in_flight=limiter.max_in_flight,
+        queued=limiter.queued,
+    )

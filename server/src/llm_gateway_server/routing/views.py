@@ -1,0 +1,96 @@
+"""Read-only views for ListModels and Health (mirroring ``llmgateway.v1`` models.proto)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from llm_gateway_server.core.types import Locality, Privacy, Task
+from llm_gateway_server.routing.breakers import BreakerState
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    """A target of a route as ListModels shows it."""
+
+    provider: str
+    model: str
+    locality: Locality
+    tier: int
+    weight: int
+    #: The provider is enabled and the breaker would admit a call.
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteView:
+    """A route as ListModels shows it to one caller."""
+
+    name: str
+    task: Task
+    default_for_task: bool
+    #: The privacy this caller's requests get when they ask for none.
+    default_privacy: Privacy
+    #: The widest privacy this caller may ask for on this route.
+    max_privacy: Privacy
+    #: Targets in fallback order (tier, then configured order).
+    targets: tuple[TargetView, ...]
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHealth:
+    """``RouteHealth``: how many of a route's targets are usable."""
+
+    name: str
+    available: bool
+    usable_targets: int
+    total_targets: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetHealth:
+    """``TargetHealth``: breaker, last error, latency window and load of one target."""
+
+    provider: str
+    model: str
+    breaker_state: BreakerState
+    consecutive_failures: int
+    last_error: str
+    last_error_time: datetime | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    success_rate: float
+    window_calls: int
+    window_s: float
+    in_flight: int
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """``ProviderHealth``: enabled or why not, last probe, concurrency."""
+
+    name: str
+    kind: str
+    locality: Locality
+    enabled: bool
+    disabled_reason: str
+    #: ``None`` when the provider is not probed (or not probed yet).
+    probe_ok: bool | None
+    probe_error: str
+    last_probe_time: datetime | None
+    in_flight: int
+    max_in_flight: int
+    queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """``HealthResponse``."""
+
+    ready: bool
+    routes: tuple[RouteHealth, ...]
+    targets: tuple[TargetHealth, ...]
+    providers: tuple[ProviderHealth, ...]
+    config_generation: int
