@@ -23,6 +23,7 @@ from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_c
 from llm_gateway_server.config.server import TlsConfig
 from llm_gateway_server.gateway import Gateway
 from llm_gateway_server.providers.base import Provider
+from llm_gateway_server.providers.litellm_adapter import load_litellm
 from llm_gateway_server.providers.registry import build_provider
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
@@ -47,6 +48,17 @@ def build_providers(
             name, cfg, snapshot.api_keys.get(name)
         )
     return providers
+
+
+async def preload_litellm(snapshot: ConfigSnapshot) -> None:
+    """Import LiteLLM off the event loop, and only when an enabled provider needs it.
+
+    The import takes seconds; done in a thread it never stalls calls in flight (on reload)
+    and never runs at all for configs with only OpenAI-compatible providers.
+    """
+    cfg = snapshot.config
+    if any(not p.native for n, p in cfg.providers.items() if snapshot.provider_enabled(n)):
+        await asyncio.to_thread(load_litellm)
 
 
 def _credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -135,6 +147,7 @@ class GatewayServer:
             if old.config.providers.get(name) == snapshot.config.providers.get(name)
             and old.api_keys.get(name) == snapshot.api_keys.get(name)
         }
+        await preload_litellm(snapshot)
         providers = build_providers(snapshot, reuse=unchanged)
         retired = [p for name, p in self.providers.items() if providers.get(name) is not p]
         self.router.swap(snapshot, providers)
@@ -171,6 +184,7 @@ async def build_server(
     cfg = snapshot.config
     telemetry = telemetry or setup_telemetry(cfg.telemetry)
     state = await build_state(snapshot)
+    await preload_litellm(snapshot)
     providers = build_providers(snapshot)
     # The gRPC receive limit sits above max_message_bytes so that an oversized request
     # reaches the servicer and gets INVALID_ARGUMENT naming it, not a bare RESOURCE_EXHAUSTED.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
 from llm_gateway_server.core.types import (
@@ -32,7 +32,9 @@ class Provider(Protocol):
         """Return one complete answer."""
         ...
 
-    def stream(self, request: ProviderChatRequest, *, timeout_s: float) -> AsyncIterator[ChatDelta]:
+    def stream(
+        self, request: ProviderChatRequest, *, timeout_s: float
+    ) -> AsyncGenerator[ChatDelta, None]:
         """Yield deltas as they arrive; the last carries ``finish_reason`` (and usage if sent).
 
         Closing the iterator (``aclose``, or cancelling the consuming task) must close the

@@ -1,0 +1,3 @@
+"""Shared pytest setup: fake upstream fixtures for every test package."""
+
+pytest_plugins = ["tests.fakes.fixtures"]

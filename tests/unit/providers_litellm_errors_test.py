@@ -1,0 +1,142 @@
+"""LiteLLM's exceptions map to the same failure classes as the native adapter's."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import httpx
+import pytest
+from llm_gateway_server.core.errors import UpstreamFailure
+from llm_gateway_server.providers.litellm_adapter import load_litellm
+from llm_gateway_server.providers.litellm_errors import map_litellm_error
+
+KEY = "sk-ant-unit-SECRET-0123456789"
+
+
+@pytest.fixture(scope="module")
+def litellm() -> ModuleType:
+    return load_litellm()
+
+
+def response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(
+        status, headers=headers, request=httpx.Request("POST", "http://upstream/v1")
+    )
+
+
+def make(
+    litellm: ModuleType, name: str, message: str, status: int = 400, **kwargs: object
+) -> BaseException:
+    cls = getattr(litellm.exceptions, name)
+    if name in ("Timeout", "APIConnectionError"):
+        return cls(message=message, llm_provider="anthropic", model="m", **kwargs)  # type: ignore[no-any-return]
+    return cls(  # type: ignore[no-any-return]
+        message=message,
+        llm_provider="anthropic",
+        model="m",
+        response=response(status, kwargs.pop("headers", None)),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "status", "expected"),
+    [
+        ("Timeout", "Request timed out", 408, UpstreamFailure.TIMEOUT),
+        ("ContextWindowExceededError", "too long", 400, UpstreamFailure.CONTEXT_LENGTH),
+        ("ContentPolicyViolationError", "nope", 400, UpstreamFailure.CONTENT_FILTER),
+        ("AuthenticationError", "bad key", 401, UpstreamFailure.AUTH),
+        ("PermissionDeniedError", "forbidden", 403, UpstreamFailure.AUTH),
+        ("NotFoundError", "no such model", 404, UpstreamFailure.NOT_FOUND),
+        ("InternalServerError", "boom", 500, UpstreamFailure.SERVER_ERROR),
+        ("ServiceUnavailableError", "overloaded", 503, UpstreamFailure.SERVER_ERROR),
+        ("InternalServerError", "Server disconnected", 500, UpstreamFailure.CONNECT),
+        (
+            "InternalServerError",
+            "Response payload is not completed",
+            500,
+            UpstreamFailure.BAD_RESPONSE,
+        ),
+        (
+            "BadRequestError",
+            "Error converting to valid response block=Expecting value",
+            400,
+            UpstreamFailure.BAD_RESPONSE,
+        ),
+        (
+            "BadRequestError",
+            "maximum context length is 8192 tokens",
+            400,
+            UpstreamFailure.CONTEXT_LENGTH,
+        ),
+        ("BadRequestError", "temperature out of range", 400, UpstreamFailure.BAD_REQUEST),
+        ("APIConnectionError", "Connection refused", 500, UpstreamFailure.CONNECT),
+        (
+            "APIConnectionError",
+            "Unable to get json response - Expecting value",
+            500,
+            UpstreamFailure.BAD_RESPONSE,
+        ),
+    ],
+)
+def test_classes(
+    litellm: ModuleType, name: str, message: str, status: int, expected: UpstreamFailure
+) -> None:
+    err = map_litellm_error("p", make(litellm, name, message, status), litellm, KEY)
+    assert err.failure is expected, err.message
+
+
+def test_rate_limit_retry_after_and_redaction(litellm: ModuleType) -> None:
+    exc = make(litellm, "RateLimitError", f"slow down {KEY}", 429, headers={"retry-after": "9"})
+    err = map_litellm_error("p", exc, litellm, KEY)
+    assert err.failure is UpstreamFailure.RATE_LIMITED
+    assert err.retry_after_s == 9.0
+    assert KEY not in err.message
+
+
+def test_mid_stream_wrapper_is_unwrapped(litellm: ModuleType) -> None:
+    original = make(litellm, "RateLimitError", "slow down", 429, headers={"retry-after": "2"})
+    wrapped = litellm.exceptions.MidStreamFallbackError(
+        message="stream failed", model="m", llm_provider="gemini", original_exception=original
+    )
+    err = map_litellm_error("p", wrapped, litellm, KEY)
+    assert err.failure is UpstreamFailure.RATE_LIMITED and err.retry_after_s == 2.0
+
+
+def test_tracebacks_and_noise_are_stripped(litellm: ModuleType) -> None:
+    exc = make(
+        litellm,
+        "APIConnectionError",
+        'Expecting value Traceback (most recent call last):\n  File "/x/litellm/main.py", line 1',
+    )
+    err = map_litellm_error("p", exc, litellm, KEY)
+    assert "Traceback" not in err.message and "main.py" not in err.message
+    assert (
+        "Handle with"
+        not in map_litellm_error(
+            "p", make(litellm, "InternalServerError", "x", 500), litellm, KEY
+        ).message
+    )
+
+
+def test_the_cause_decides_when_the_sdk_hides_it(litellm: ModuleType) -> None:
+    try:
+        try:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            )
+        except httpx.RemoteProtocolError as cause:
+            raise make(litellm, "InternalServerError", "Connection error.", 500) from cause
+    except Exception as exc:
+        err = map_litellm_error("p", exc, litellm, KEY)
+    assert err.failure is UpstreamFailure.BAD_RESPONSE
+
+
+def test_unknown_exceptions(litellm: ModuleType) -> None:
+    assert (
+        map_litellm_error("p", ValueError("odd"), litellm, KEY).failure
+        is UpstreamFailure.BAD_RESPONSE
+    )
+    assert (
+        map_litellm_error("p", ConnectionResetError(), litellm, KEY).failure
+        is UpstreamFailure.CONNECT
+    )
