@@ -25,6 +25,7 @@ from llm_gateway_server.gateway import Gateway
 from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.providers.litellm_adapter import load_litellm
 from llm_gateway_server.providers.registry import build_provider
+from llm_gateway_server.routing.breakers import memory_storage
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
@@ -116,8 +117,11 @@ class GatewayServer:
         grace = self.snapshot.config.server.shutdown_grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         self.servicer.drain()
-        # stop() refuses new RPCs at once and cancels what is still running after `grace`.
-        await self.server.stop(grace)
+        drain = min(self.snapshot.config.server.drain_delay_s, grace)
+        if drain > 0:
+            await asyncio.sleep(drain)
+        # stop() closes the port and cancels what is still running after the rest of `grace`.
+        await self.server.stop(grace - drain)
         await self.router.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         await self.state.aclose()
@@ -206,7 +210,8 @@ async def build_server(
         snapshot,
         providers,
         observer=telemetry.observer,
-        breaker_storage=state.breaker_storage,
+        # Redis-backed breakers when state is shared; the router's own memory storage otherwise.
+        breaker_storage=lambda name: state.breaker_storage(name) or memory_storage(name),
         on_readiness=lambda ready: holder[0].on_readiness(ready) if holder else None,
     )
     gateway = Gateway(snapshot, router, state)

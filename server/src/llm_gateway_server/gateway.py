@@ -8,7 +8,7 @@ limits, budget reservation, cache lookup) -> route (fallback, breakers, retries)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from llm_gateway_server.config.loader import ConfigSnapshot
@@ -31,8 +31,15 @@ from llm_gateway_server.core.types import (
 )
 from llm_gateway_server.routing.results import ChatResult, StreamSummary
 from llm_gateway_server.routing.router import Router
+from llm_gateway_server.routing.routes import Resolution
 from llm_gateway_server.routing.views import HealthView, RouteView
-from llm_gateway_server.state import GatewayState
+from llm_gateway_server.state import (
+    Admission,
+    CachedAnswer,
+    GatewayState,
+    RouteStatsView,
+    TenantBudgetView,
+)
 from llm_gateway_server.state.pricing import cost_usd
 from llm_gateway_server.telemetry.rpc import RpcScope
 
@@ -116,53 +123,121 @@ class Gateway:
             return None
         return cost_usd(cfg, cfg.kind.value, model, usage)
 
+    async def _admit(
+        self,
+        request: ChatRequest | EmbedRequest,
+        ctx: CallContext,
+        scope: RpcScope,
+        *,
+        task: Task,
+        streaming: bool = False,
+    ) -> tuple[Resolution, Admission]:
+        resolution = self._router.resolve(
+            model=request.model, task=task, privacy=request.privacy, principal=ctx.principal
+        )
+        if isinstance(request, ChatRequest):
+            scope.set_request(
+                route=resolution.route,
+                privacy=resolution.privacy,
+                model_requested=request.model,
+                temperature=request.sampling.temperature,
+                max_tokens=request.sampling.max_tokens,
+                top_p=request.sampling.top_p,
+                streaming=streaming,
+                messages=request.messages,
+            )
+        else:
+            scope.set_request(
+                route=resolution.route,
+                privacy=resolution.privacy,
+                model_requested=request.model,
+                inputs=request.inputs,
+            )
+        admission = await self._state.policy.admit(
+            ctx.principal,
+            resolution.route,
+            request,
+            targets=[(t.provider, t.model) for t in resolution.targets],
+        )
+        if admission.cache_key is not None:
+            scope.set_cache(admission.cached is not None)
+        return resolution, admission
+
+    async def _settle(
+        self,
+        admission: Admission,
+        scope: RpcScope,
+        *,
+        provider: str,
+        model: str,
+        usage: Usage | None,
+        attempts: tuple[AttemptRecord, ...],
+        finish_reason: FinishReason | None,
+        answer: ChatAnswer | None,
+        ttl_s: float | None,
+    ) -> float | None:
+        cost = self._cost(provider, model, usage or Usage())
+        fallbacks = _fallbacks(attempts)
+        await self._state.policy.complete(
+            admission,
+            answer_usage=usage,
+            cost_usd=cost,
+            provider=provider,
+            model=model,
+            fallbacks=fallbacks,
+            answer=answer,
+            ttl_s=ttl_s,
+        )
+        scope.set_result(
+            provider=provider,
+            model=model,
+            usage=usage,
+            cost_usd=cost,
+            finish_reason=finish_reason,
+            attempts=len(attempts),
+            fallbacks=fallbacks,
+            cached=False,
+            answer=answer,
+        )
+        return cost
+
+    @staticmethod
+    def _cache_hit(scope: RpcScope, hit: CachedAnswer) -> None:
+        scope.set_result(
+            provider=hit.provider,
+            model=hit.model,
+            usage=hit.answer.usage,
+            cost_usd=0.0,
+            finish_reason=hit.answer.finish_reason,
+            attempts=0,
+            fallbacks=0,
+            cached=True,
+        )
+
     async def chat(self, request: ChatRequest, ctx: CallContext, scope: RpcScope) -> ChatOutcome:
         """One complete answer, from the cache or through routing."""
-        resolution = self._router.resolve(
-            model=request.model,
-            task=request.task or Task.CHAT,
-            privacy=request.privacy,
-            principal=ctx.principal,
+        resolution, admission = await self._admit(
+            request, ctx, scope, task=request.task or Task.CHAT
         )
-        scope.set_request(
-            route=resolution.route,
-            privacy=resolution.privacy.name.lower(),
-            model_requested=request.model,
-            temperature=request.sampling.temperature,
-            max_tokens=request.sampling.max_tokens,
-        )
-        admission = await self._state.policy.admit(ctx.principal, resolution.route, request)
         if admission.cached is not None:
-            scope.set_cache(True)
             hit = admission.cached
-            await self._state.policy.complete(
-                admission,
-                answer_usage=Usage(),
-                cost_usd=0.0,
-                provider=hit.provider,
-                model=hit.model,
-                fallbacks=0,
-                answer=None,
-                ttl_s=None,
-            )
+            self._cache_hit(scope, hit)
             return ChatOutcome(
                 hit.answer, resolution.route, hit.provider, hit.model, (), cached=True, cost_usd=0.0
             )
-        if admission.cache_key is not None:
-            scope.set_cache(False)
         try:
             result: ChatResult = await self._router.chat(resolution, request, ctx)
         except GatewayError as exc:
             await self._state.policy.fail(admission, error_reason=exc.reason)
             raise
-        cost = self._cost(result.provider, result.model, result.answer.usage)
-        await self._state.policy.complete(
+        cost = await self._settle(
             admission,
-            answer_usage=result.answer.usage,
-            cost_usd=cost,
+            scope,
             provider=result.provider,
             model=result.model,
-            fallbacks=_fallbacks(result.attempts),
+            usage=result.answer.usage,
+            attempts=result.attempts,
+            finish_reason=result.answer.finish_reason,
             answer=result.answer,
             ttl_s=request.cache.ttl_s,
         )
@@ -177,36 +252,15 @@ class Gateway:
 
     async def stream(
         self, request: ChatRequest, ctx: CallContext, scope: RpcScope
-    ) -> AsyncIterator[ChatDelta | StreamEnd]:
+    ) -> AsyncGenerator[ChatDelta | StreamEnd, None]:
         """Deltas as they arrive, then one ``StreamEnd``; a cached answer is replayed."""
-        resolution = self._router.resolve(
-            model=request.model,
-            task=request.task or Task.CHAT,
-            privacy=request.privacy,
-            principal=ctx.principal,
+        resolution, admission = await self._admit(
+            request, ctx, scope, task=request.task or Task.CHAT, streaming=True
         )
-        scope.set_request(
-            route=resolution.route,
-            privacy=resolution.privacy.name.lower(),
-            model_requested=request.model,
-            temperature=request.sampling.temperature,
-            max_tokens=request.sampling.max_tokens,
-        )
-        admission = await self._state.policy.admit(ctx.principal, resolution.route, request)
         if admission.cached is not None:
-            scope.set_cache(True)
             hit = admission.cached
+            self._cache_hit(scope, hit)
             yield _replay(hit.answer)
-            await self._state.policy.complete(
-                admission,
-                answer_usage=Usage(),
-                cost_usd=0.0,
-                provider=hit.provider,
-                model=hit.model,
-                fallbacks=0,
-                answer=None,
-                ttl_s=None,
-            )
             yield StreamEnd(
                 hit.answer.finish_reason,
                 hit.answer.usage,
@@ -219,8 +273,6 @@ class Gateway:
             )
             return
         collector = _Collector() if admission.cache_key is not None else None
-        if collector is not None:
-            scope.set_cache(False)
         summary: StreamSummary | None = None
         try:
             async with contextlib.aclosing(self._router.stream(resolution, request, ctx)) as events:
@@ -236,25 +288,24 @@ class Gateway:
             raise
         if summary is None:  # pragma: no cover - routing always ends with a summary
             raise AssertionError("routing ended a stream without a summary")
-        usage = summary.usage or Usage()
-        cost = self._cost(summary.provider, summary.model, usage) if summary.provider else None
+        cost: float | None = None
         if summary.error is not None:
             await self._state.policy.fail(admission, error_reason=summary.error.reason)
         else:
-            answer = collector.answer(summary) if collector is not None else None
-            await self._state.policy.complete(
+            cost = await self._settle(
                 admission,
-                answer_usage=usage,
-                cost_usd=cost,
+                scope,
                 provider=summary.provider,
                 model=summary.model,
-                fallbacks=_fallbacks(summary.attempts),
-                answer=answer,
+                usage=summary.usage,
+                attempts=summary.attempts,
+                finish_reason=summary.finish_reason,
+                answer=collector.answer(summary) if collector is not None else None,
                 ttl_s=request.cache.ttl_s,
             )
         yield StreamEnd(
             summary.finish_reason,
-            usage,
+            summary.usage or Usage(),
             summary.route,
             summary.provider,
             summary.model,
@@ -266,33 +317,20 @@ class Gateway:
 
     async def embed(self, request: EmbedRequest, ctx: CallContext, scope: RpcScope) -> EmbedOutcome:
         """One vector per input."""
-        resolution = self._router.resolve(
-            model=request.model,
-            task=Task.EMBEDDING,
-            privacy=request.privacy,
-            principal=ctx.principal,
-        )
-        scope.set_request(
-            route=resolution.route,
-            privacy=resolution.privacy.name.lower(),
-            model_requested=request.model,
-            temperature=None,
-            max_tokens=None,
-        )
-        admission = await self._state.policy.admit(ctx.principal, resolution.route, request)
+        resolution, admission = await self._admit(request, ctx, scope, task=Task.EMBEDDING)
         try:
             result = await self._router.embed(resolution, request, ctx)
         except GatewayError as exc:
             await self._state.policy.fail(admission, error_reason=exc.reason)
             raise
-        cost = self._cost(result.provider, result.model, result.answer.usage)
-        await self._state.policy.complete(
+        cost = await self._settle(
             admission,
-            answer_usage=result.answer.usage,
-            cost_usd=cost,
+            scope,
             provider=result.provider,
             model=result.model,
-            fallbacks=_fallbacks(result.attempts),
+            usage=result.answer.usage,
+            attempts=result.attempts,
+            finish_reason=None,
             answer=None,
             ttl_s=None,
         )
@@ -310,8 +348,8 @@ class Gateway:
 
     async def stats(
         self, principal: Principal, *, tenant: str, route: str
-    ) -> tuple[Sequence[object], Sequence[object]]:
-        """Usage counters; a key sees only its own tenant."""
+    ) -> tuple[Sequence[RouteStatsView], Sequence[TenantBudgetView]]:
+        """Usage counters; with auth on, a key sees only its own tenant."""
         if self.snapshot.config.auth.enabled:
             tenant = principal.tenant
         return await self._state.stats.query(tenant or None, route or None)

@@ -62,7 +62,7 @@ async def serve_forever(
     from llm_gateway_server.app import build_server
     from llm_gateway_server.telemetry.setup import setup_telemetry
 
-    telemetry = setup_telemetry(snapshot.config.telemetry, worker=worker)
+    telemetry = setup_telemetry(snapshot.config.telemetry, worker_index=worker)
     server = await build_server(
         snapshot, listen=listen, config_path=config_path, telemetry=telemetry, reuse_port=reuse_port
     )

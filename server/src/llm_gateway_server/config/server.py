@@ -31,6 +31,9 @@ class ServerConfig(BaseModel):
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     #: Seconds in-flight calls get to finish after SIGTERM.
     shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, ge=0)
+    #: Seconds between turning health NOT_SERVING (and refusing new calls with UNAVAILABLE)
+    #: and closing the port, so load balancers and probes see the change first.
+    drain_delay_s: float = Field(default=1.0, ge=0)
     #: Accept ``provider/model`` in ``model`` besides route names.
     allow_direct_targets: bool = False
     #: Privacy for requests, routes and keys that set none.

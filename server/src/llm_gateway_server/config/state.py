@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _Strict = ConfigDict(extra="forbid", frozen=True)
 
@@ -11,7 +11,25 @@ class StateConfig(BaseModel):
     """In memory (one replica) by default; Redis shares state across replicas."""
 
     model_config = _Strict
-    #: ``redis://host:port/db``; unset: in memory.
+    #: ``redis://[user:password@]host:port/db`` (or ``rediss://``); unset: in memory.
     redis_url: str | None = None
     #: When Redis is unreachable: let requests through (True) or refuse them (False).
     limits_fail_open: bool = True
+    #: Prefix of every Redis key the gateway writes.
+    key_prefix: str = Field(default="llmgw:", min_length=1)
+    #: Seconds one Redis command may take (connect included) before it counts as down.
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+    #: Seconds Redis is left alone after a failure before it is tried again.
+    redis_retry_s: float = Field(default=2.0, gt=0)
+    #: Completion tokens assumed before the call when the request sets no ``max_tokens``
+    #: (for the budget reservation; token limits count the prompt first, then correct).
+    estimated_completion_tokens: int = Field(default=256, ge=0)
+    #: Seconds a spend reservation is held at most (a replica that died mid-call).
+    reservation_ttl_s: float = Field(default=900.0, gt=0)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
@@ -85,28 +85,9 @@ _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_STOP = 4
 
 
-class ChatLike(Protocol):
-    """ChatRequest and StreamChatRequest share every field (and field number)."""
-
-    model: str
-    task: int
-    privacy: int
-    stop: Any
-    seed: int
-    reasoning_effort: int
-    metadata: Any
-
-    @property
-    def messages(self) -> Any: ...
-    @property
-    def tools(self) -> Any: ...
-    @property
-    def tool_choice(self) -> chat_pb2.ToolChoice: ...
-    @property
-    def response_format(self) -> chat_pb2.ResponseFormat: ...
-    @property
-    def cache(self) -> chat_pb2.CacheControl: ...
-    def HasField(self, field_name: str) -> bool: ...
+#: ChatRequest and StreamChatRequest share every field and field number; the servicer
+#: re-reads a StreamChatRequest's bytes as a ChatRequest (tests/proto checks they match).
+ChatLike = chat_pb2.ChatRequest
 
 
 _E = TypeVar("_E")
@@ -126,7 +107,7 @@ def _enum(value: int, table: Mapping[Any, _E], field: str, *, required: bool = F
 def _optional_float(
     req: ChatLike, name: str, low: float, high: float, *, low_open: bool = False
 ) -> float | None:
-    if not req.HasField(name):
+    if not cast("Any", req).HasField(name):
         return None
     value = float(getattr(req, name))
     too_low = value <= low if low_open else value < low
@@ -234,7 +215,7 @@ def chat_request(req: ChatLike, *, max_image_bytes: int) -> t.ChatRequest:
     )
     max_tokens = None
     if req.HasField("max_tokens"):
-        max_tokens = int(getattr(req, "max_tokens"))  # noqa: B009 - Protocol lacks the field
+        max_tokens = req.max_tokens
         if max_tokens < 0:
             raise RequestInvalid("max_tokens", f"must not be negative, got {max_tokens}")
     if len(req.stop) > _MAX_STOP:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import grpc
 from llmgateway.v1 import (
@@ -50,7 +51,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     async def _begin(
         self, method: str, context: grpc.aio.ServicerContext[object, object]
     ) -> tuple[RpcScope, CallContext]:
-        metadata: Sequence[tuple[str, str | bytes]] = context.invocation_metadata() or ()
+        metadata = cast("Sequence[tuple[str, str | bytes]]", context.invocation_metadata() or ())
         scope = self._telemetry.start(method, metadata)
         # Response headers are sent only with the first answer message: headers commit a call
         # (gRFC A6), and a committed call is never retried by the client's retry policy.
@@ -79,6 +80,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             status = internal_status(request_id)
             if scope is not None:
                 scope.end("INTERNAL", error_reason="INTERNAL")
+        if context.done():
+            # The caller cancelled or its deadline passed: the call is over, nothing to send.
+            return
         await context.abort_with_status(status)
 
     async def Chat(
@@ -103,7 +107,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             raise
         except BaseException as exc:
             await self._failure(exc, scope, request_id, context)
-            raise AssertionError("abort_with_status returned") from exc
+            # Only reached when the call had already ended; gRPC drops this.
+            return chat_pb2.ChatResponse()
 
     async def StreamChat(
         self,
@@ -117,7 +122,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             scope, ctx = await self._begin("StreamChat", context)
             request_id = scope.request_id
             self._check_size(request)
-            chat = convert.chat_request(request, max_image_bytes=self._max_image_bytes)
+            as_chat = chat_pb2.ChatRequest.FromString(request.SerializeToString())
+            chat = convert.chat_request(as_chat, max_image_bytes=self._max_image_bytes)
             end = None
             first = True
             events = self._gateway.stream(chat, ctx, scope)
@@ -169,7 +175,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             raise
         except BaseException as exc:
             await self._failure(exc, scope, request_id, context)
-            raise AssertionError("abort_with_status returned") from exc
+            # Only reached when the call had already ended; gRPC drops this.
+            return embed_pb2.EmbedResponse()
 
     async def ListModels(
         self,
@@ -191,7 +198,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             return response
         except BaseException as exc:
             await self._failure(exc, scope, request_id, context)
-            raise AssertionError("abort_with_status returned") from exc
+            # Only reached when the call had already ended; gRPC drops this.
+            return models_pb2.ListModelsResponse()
 
     async def Health(
         self, request: models_pb2.HealthRequest, context: grpc.aio.ServicerContext[object, object]
@@ -207,7 +215,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             return response
         except BaseException as exc:
             await self._failure(exc, scope, request_id, context)
-            raise AssertionError("abort_with_status returned") from exc
+            # Only reached when the call had already ended; gRPC drops this.
+            return models_pb2.HealthResponse()
 
     async def GetStats(
         self, request: stats_pb2.GetStatsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -226,7 +235,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             return response
         except BaseException as exc:
             await self._failure(exc, scope, request_id, context)
-            raise AssertionError("abort_with_status returned") from exc
+            # Only reached when the call had already ended; gRPC drops this.
+            return stats_pb2.GetStatsResponse()
 
     @property
     def _max_image_bytes(self) -> int:

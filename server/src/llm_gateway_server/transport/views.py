@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,6 +18,7 @@ from llm_gateway_server.routing.views import (
     TargetHealth,
     TargetView,
 )
+from llm_gateway_server.state.views import RouteStatsView, TenantBudgetView
 from llm_gateway_server.transport.convert import (
     FINISH_TO_PB,
     LOCALITY_TO_PB,
@@ -196,6 +196,31 @@ def health_response(view: HealthView) -> models_pb2.HealthResponse:
     )
 
 
-def stats_response(routes: Sequence[Any], budgets: Sequence[Any]) -> stats_pb2.GetStatsResponse:
+def stats_response(
+    routes: Sequence[RouteStatsView], budgets: Sequence[TenantBudgetView]
+) -> stats_pb2.GetStatsResponse:
     """GetStats from state's stats views."""
-    raise NotImplementedError
+    return stats_pb2.GetStatsResponse(
+        stats=[
+            stats_pb2.RouteStats(
+                tenant=r.tenant,
+                route=r.route,
+                requests=r.requests,
+                errors=r.errors,
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens,
+                cost_usd=r.cost_usd,
+                cache_hits=r.cache_hits,
+                cache_misses=r.cache_misses,
+                cache_hit_rate=r.cache_hit_rate,
+                fallbacks=r.fallbacks,
+            )
+            for r in routes
+        ],
+        budgets=[
+            stats_pb2.TenantBudget(
+                tenant=b.tenant, spent_usd=b.spent_usd, budget_usd=b.budget_usd, period=b.period
+            )
+            for b in budgets
+        ],
+    )

@@ -1,0 +1,306 @@
+"""What happens to a request before and after the upstream call: limits, budget, cache, stats.
+
+``admit`` runs, in order: the request-rate limit; the response-cache lookup (Chat and
+StreamChat only; a hit is answered at once and costs neither tokens nor budget); the
+token-rate limit with the prompt's estimated tokens; the budget check, which atomically
+reserves the estimated cost. Every admitted request ends with exactly one ``complete``
+or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from llm_gateway_server.config.loader import ConfigSnapshot
+from llm_gateway_server.config.providers import ProviderConfig
+from llm_gateway_server.core.errors import LimitExceeded
+from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
+from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
+from llm_gateway_server.state.periods import period_end
+from llm_gateway_server.state.pricing import cost_usd
+from llm_gateway_server.state.rate_limits import RateLimits
+from llm_gateway_server.state.redis_health import StoreUnavailable
+from llm_gateway_server.state.response_cache import (
+    ResponseCache,
+    cache_key,
+    is_cacheable,
+    is_storable,
+    new_entry,
+)
+from llm_gateway_server.state.tokens import estimate_completion_tokens, estimate_prompt_tokens
+from llm_gateway_server.state.views import CachedAnswer, to_nanos
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request let through ``admit``; hand it to ``complete`` or ``fail``."""
+
+    principal: Principal
+    route: str
+    #: ``chat`` or ``embedding``.
+    kind: str
+    #: Tokens counted against the token limits so far (the prompt estimate).
+    estimated_tokens: int = 0
+    reservation: Reservation | None = None
+    #: Set when the request was cacheable (looked up, and stored after a good answer).
+    cache_key: str | None = None
+    #: The cached answer on a hit; serve it instead of calling upstream.
+    cached: CachedAnswer | None = None
+    #: The request's own cache TTL, seconds.
+    cache_ttl_s: float | None = None
+    #: True once accounted for (a cache hit, or after ``complete``/``fail``).
+    settled: bool = False
+
+
+class RequestPolicy:
+    """Limits, budgets, response cache and usage accounting for one replica."""
+
+    def __init__(
+        self,
+        snapshot: ConfigSnapshot,
+        *,
+        limits: RateLimits,
+        ledger: Ledger,
+        cache: ResponseCache,
+    ) -> None:
+        self._limits = limits
+        self._ledger = ledger
+        self._cache = cache
+        self.swap(snapshot, cache=cache)
+
+    @property
+    def cache(self) -> ResponseCache:
+        """The response cache in use."""
+        return self._cache
+
+    def swap(self, snapshot: ConfigSnapshot, *, cache: ResponseCache | None = None) -> None:
+        """Take a reloaded config (and, when given, a rebuilt cache)."""
+        self._snapshot = snapshot
+        self._config = snapshot.config
+        self._limits.fail_open = snapshot.config.state.limits_fail_open
+        if cache is not None:
+            self._cache = cache
+
+    async def admit(
+        self,
+        principal: Principal,
+        route: str,
+        request: ChatRequest | EmbedRequest,
+        *,
+        targets: Sequence[tuple[str, str]] | None = None,
+    ) -> Admission:
+        """Apply limits, look up the cache and reserve budget for one request.
+
+        Args:
+            principal: The caller.
+            route: The resolved route name (or ``provider/model`` for a direct target).
+            request: The validated request.
+            targets: ``(provider, model)`` pairs the request may reach, for the cost
+                estimate; default: every target of ``route``.
+
+        Raises:
+            LimitExceeded: RATE_LIMITED, TOKEN_RATE_LIMITED or BUDGET_EXCEEDED.
+        """
+        is_chat = isinstance(request, ChatRequest)
+        admission = Admission(principal, route, "chat" if is_chat else "embedding")
+        try:
+            await self._limits.acquire_request(principal, route)
+            if isinstance(request, ChatRequest) and is_cacheable(request, self._config.cache):
+                admission.cache_ttl_s = request.cache.ttl_s
+                admission.cache_key = cache_key(
+                    request,
+                    route=route,
+                    principal=principal,
+                    shared=self._config.cache.shared_across_tenants,
+                )
+                admission.cached = await self._lookup(admission.cache_key)
+                if admission.cached is not None:
+                    admission.settled = True
+                    await self._record(admission, cache_hits=1)
+                    return admission
+            prompt_tokens = estimate_prompt_tokens(request)
+            await self._limits.acquire_tokens(principal, route, prompt_tokens)
+            admission.estimated_tokens = prompt_tokens
+            admission.reservation = await self._reserve(principal, route, request, targets)
+        except LimitExceeded:
+            admission.settled = True
+            await self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key)))
+            raise
+        return admission
+
+    async def complete(
+        self,
+        admission: Admission,
+        *,
+        answer_usage: Usage | None,
+        cost_usd: float | None,
+        provider: str,
+        model: str,
+        fallbacks: int = 0,
+        answer: ChatAnswer | None = None,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Account for an answered request and cache its answer when allowed.
+
+        Args:
+            admission: From ``admit``.
+            answer_usage: The usage the upstream reported; ``None`` when it reported none
+                (the estimate then stands in the token limits).
+            cost_usd: The call's cost (``pricing.cost_usd``); ``None``: unknown, counted 0.
+            provider: The provider that answered.
+            model: The upstream model that answered.
+            fallbacks: Targets that failed before the one that answered.
+            answer: The complete answer (assembled for streams); stored when cacheable.
+            ttl_s: Cache TTL override; default: the request's, else ``cache.ttl_s``.
+        """
+        if admission.settled:
+            return
+        admission.settled = True
+        usage = answer_usage or Usage()
+        if answer_usage is not None:
+            extra_tokens = usage.total_tokens - admission.estimated_tokens
+            await self._limits.add_tokens(admission.principal, admission.route, extra_tokens)
+        if admission.cache_key is not None and answer is not None:
+            await self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
+        await self._record(
+            admission,
+            cost_nanos=to_nanos(cost_usd or 0.0),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cache_misses=int(admission.cache_key is not None),
+            fallbacks=int(fallbacks > 0),
+        )
+
+    async def fail(self, admission: Admission, *, error_reason: str) -> None:
+        """Release the request's reservation and count it as an error."""
+        if admission.settled:
+            return
+        admission.settled = True
+        logger.debug("request on route %s failed: %s", admission.route, error_reason)
+        await self._record(admission, errors=1, cache_misses=int(admission.cache_key is not None))
+
+    async def _lookup(self, key: str) -> CachedAnswer | None:
+        try:
+            return await self._cache.get(key)
+        except StoreUnavailable:
+            return None
+
+    async def _store(
+        self,
+        admission: Admission,
+        answer: ChatAnswer,
+        *,
+        provider: str,
+        model: str,
+        ttl_s: float | None,
+    ) -> None:
+        config = self._config.cache
+        ttl = ttl_s if ttl_s is not None else admission.cache_ttl_s
+        ttl = config.ttl_s if ttl is None else ttl
+        if ttl <= 0 or admission.cache_key is None or not is_storable(answer, config):
+            return
+        entry = new_entry(answer, provider=provider, model=model, route=admission.route)
+        try:
+            await self._cache.put(admission.cache_key, entry, ttl)
+        except StoreUnavailable:
+            return
+
+    async def _record(self, admission: Admission, **counters: int) -> None:
+        principal = admission.principal
+        record = UsageRecord(
+            tenant=principal.tenant,
+            route=admission.route,
+            period=principal.budget_period,
+            budget_usd=principal.budget_usd,
+            reservation=admission.reservation,
+            **counters,
+        )
+        try:
+            await self._ledger.record(record)
+        except StoreUnavailable:
+            return
+
+    def _candidates(
+        self, route: str, targets: Sequence[tuple[str, str]] | None
+    ) -> list[tuple[ProviderConfig, str]]:
+        config = self._config
+        if targets is None:
+            route_config = config.routes.get(route)
+            if route_config is not None:
+                targets = [(t.provider, t.model) for t in route_config.targets]
+            elif "/" in route:
+                provider, _, model = route.partition("/")
+                targets = [(provider, model)]
+            else:
+                targets = []
+        return [(config.providers[p], m) for p, m in targets if p in config.providers]
+
+    def estimate_cost_nanos(
+        self,
+        route: str,
+        request: ChatRequest | EmbedRequest,
+        targets: Sequence[tuple[str, str]] | None = None,
+    ) -> int | None:
+        """The dearest target's estimated cost in nano-dollars; ``None`` when unknown.
+
+        0 means free everywhere (local models), so the budget is not even consulted.
+        """
+        kind = "chat" if isinstance(request, ChatRequest) else "embedding"
+        usage = Usage(
+            prompt_tokens=estimate_prompt_tokens(request),
+            completion_tokens=estimate_completion_tokens(
+                request, self._config.state.estimated_completion_tokens
+            ),
+        )
+        candidates = self._candidates(route, targets)
+        costs = [cost_usd(provider, kind, model, usage) for provider, model in candidates]
+        if not costs or any(cost is None for cost in costs):
+            return None
+        return max(to_nanos(cost) for cost in costs if cost is not None)
+
+    async def _reserve(
+        self,
+        principal: Principal,
+        route: str,
+        request: ChatRequest | EmbedRequest,
+        targets: Sequence[tuple[str, str]] | None,
+    ) -> Reservation | None:
+        if principal.budget_usd is None:
+            return None
+        estimate = self.estimate_cost_nanos(route, request, targets)
+        if estimate == 0:
+            return None
+        # An unknown price still needs some budget left: reserve at least one nano-dollar.
+        nanos = max(estimate or 0, 1)
+        try:
+            reservation = await self._ledger.reserve(
+                principal.tenant,
+                principal.budget_period,
+                budget_nanos=to_nanos(principal.budget_usd),
+                nanos=nanos,
+                ttl_s=self._config.state.reservation_ttl_s,
+            )
+        except StoreUnavailable:
+            if self._config.state.limits_fail_open:
+                return None
+            raise LimitExceeded(
+                "the budget cannot be checked right now (state store unavailable)",
+                reason="BUDGET_EXCEEDED",
+                retry_after_s=1.0,
+            ) from None
+        if reservation is None:
+            end = period_end(principal.budget_period)
+            retry = (end - datetime.now(UTC)).total_seconds() if end is not None else None
+            raise LimitExceeded(
+                f"the budget of {principal.budget_usd:g} USD per {principal.budget_period} "
+                "is spent",
+                reason="BUDGET_EXCEEDED",
+                metadata={"tenant": principal.tenant, "period": principal.budget_period},
+                retry_after_s=retry,
+            )
+        return reservation

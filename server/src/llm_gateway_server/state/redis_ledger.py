@@ -1,0 +1,165 @@
+"""The ledger in Redis, shared by every replica; check-and-reserve is one Lua script.
+
+Key layout (``P`` = ``state.key_prefix``, ``PID`` = period id such as ``m2025-11``):
+
+- ``P spend:<tenant>:<PID>``  string, integer nano-dollars spent (INCRBY).
+- ``P resv:<tenant>:<PID>``   hash, reservation id -> ``<nanos>:<expiry unix ms>``.
+- ``P stats:<tenant>:<PID>``  hash, ``<counter>:<route>`` -> integer (HINCRBY).
+- ``P tenants``               hash, tenant -> ``{"period": ..., "budget_usd": ...}``.
+
+Period keys expire a week after their period ends (``total`` never does).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from llm_gateway_server.state.ledger import (
+    Reservation,
+    StatsResult,
+    UsageRecord,
+    new_reservation_id,
+    route_view,
+)
+from llm_gateway_server.state.periods import expire_at, period_id
+from llm_gateway_server.state.redis_health import RedisHealth, guarded
+from llm_gateway_server.state.views import NANOS_PER_USD, RouteStatsView, TenantBudgetView
+
+# KEYS: spend, resv. ARGV: budget nanos, nanos, reservation id, ttl ms.
+# Expired reservations (a replica died mid-call) are dropped while summing.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+local held = 0
+local entries = redis.call('HGETALL', KEYS[2])
+for i = 1, #entries, 2 do
+  local amount, expiry = string.match(entries[i + 1], '^(%d+):(%d+)$')
+  if amount == nil or tonumber(expiry) <= now then
+    redis.call('HDEL', KEYS[2], entries[i])
+  else
+    held = held + tonumber(amount)
+  end
+end
+if spent + held + tonumber(ARGV[2]) > tonumber(ARGV[1]) then
+  return 0
+end
+local ttl = tonumber(ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[2] .. ':' .. string.format('%d', now + ttl))
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+"""
+
+# KEYS: spend, resv, stats, tenants. ARGV: reservation id ('' = none), cost nanos,
+# expire-at (0 = never), tenant, tenant info, then counter/increment pairs.
+_RECORD = """
+if ARGV[1] ~= '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+local expire_at = tonumber(ARGV[3])
+local cost = tonumber(ARGV[2])
+if cost > 0 then
+  redis.call('INCRBY', KEYS[1], ARGV[2])
+  if expire_at > 0 then redis.call('EXPIREAT', KEYS[1], expire_at) end
+end
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
+for i = 6, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+if expire_at > 0 then redis.call('EXPIREAT', KEYS[3], expire_at) end
+return 1
+"""
+
+
+class RedisLedger:
+    """Spend and stats in Redis. Raises ``StoreUnavailable`` when Redis does not answer."""
+
+    def __init__(self, client: Redis, health: RedisHealth, *, prefix: str) -> None:
+        self._client = client
+        self._health = health
+        self._prefix = prefix
+        self._reserve = client.register_script(_RESERVE)
+        self._record = client.register_script(_RECORD)
+
+    def _key(self, kind: str, tenant: str, pid: str) -> str:
+        return f"{self._prefix}{kind}:{tenant}:{pid}"
+
+    async def reserve(
+        self, tenant: str, period: str, *, budget_nanos: int, nanos: int, ttl_s: float
+    ) -> Reservation | None:
+        """Hold ``nanos`` when spent + held + nanos fits in ``budget_nanos``."""
+        pid = period_id(period)
+        rid = new_reservation_id()
+        keys = [self._key("spend", tenant, pid), self._key("resv", tenant, pid)]
+        args: list[str | int] = [budget_nanos, nanos, rid, max(int(ttl_s * 1000), 1)]
+        granted = await guarded(self._health, lambda: self._reserve(keys=keys, args=args))
+        return Reservation(tenant, pid, rid, nanos) if granted == 1 else None
+
+    async def record(self, record: UsageRecord) -> None:
+        """Release the reservation, add cost and counters, in one round trip."""
+        pid = period_id(record.period)
+        res = record.reservation
+        resv_pid = res.period_id if res is not None else pid
+        keys = [
+            self._key("spend", record.tenant, pid),
+            self._key("resv", record.tenant, resv_pid),
+            self._key("stats", record.tenant, pid),
+            f"{self._prefix}tenants",
+        ]
+        info = orjson.dumps({"period": record.period, "budget_usd": record.budget_usd})
+        args: list[str | int | bytes] = [
+            res.id if res is not None else "",
+            record.cost_nanos,
+            expire_at(record.period),
+            record.tenant,
+            info,
+        ]
+        for name, value in record.counters().items():
+            args += [f"{name}:{record.route}", value]
+        await guarded(self._health, lambda: self._record(keys=keys, args=args))
+
+    async def query(self, tenant: str | None, route: str | None) -> StatsResult:
+        """Stats and budgets of the current periods, sorted by tenant and route."""
+        registry = cast(
+            "dict[bytes, bytes]",
+            await guarded(self._health, lambda: self._client.hgetall(f"{self._prefix}tenants")),
+        )
+        tenants: list[tuple[str, dict[str, Any]]] = []
+        for raw_name, raw_info in sorted(registry.items()):
+            name = raw_name.decode()
+            if tenant is None or name == tenant:
+                tenants.append((name, orjson.loads(raw_info)))
+        pipe = self._client.pipeline(transaction=False)
+        for name, info in tenants:
+            pid = period_id(str(info.get("period", "month")))
+            pipe.hgetall(self._key("stats", name, pid))
+            pipe.get(self._key("spend", name, pid))
+        replies = await guarded(self._health, pipe.execute) if tenants else []
+        stats: list[RouteStatsView] = []
+        budgets: list[TenantBudgetView] = []
+        for i, (name, info) in enumerate(tenants):
+            raw_stats = cast("dict[bytes, bytes]", replies[2 * i])
+            by_route: dict[str, dict[str, int]] = defaultdict(dict)
+            for raw_field, raw_value in raw_stats.items():
+                counter, _, route_name = raw_field.decode().partition(":")
+                by_route[route_name][counter] = int(raw_value)
+            for route_name in sorted(by_route):
+                if route is None or route_name == route:
+                    stats.append(route_view(name, route_name, by_route[route_name]))
+            spent = int(replies[2 * i + 1] or 0)
+            budgets.append(
+                TenantBudgetView(
+                    tenant=name,
+                    spent_usd=spent / NANOS_PER_USD,
+                    budget_usd=float(info.get("budget_usd") or 0.0),
+                    period=str(info.get("period", "month")),
+                )
+            )
+        return stats, budgets
+
+    async def aclose(self) -> None:
+        """The client is owned and closed by ``GatewayState``."""

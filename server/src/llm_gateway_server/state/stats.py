@@ -1,0 +1,37 @@
+"""Usage stats per tenant and route, read by the GetStats RPC."""
+
+from __future__ import annotations
+
+from llm_gateway_server.core.errors import GatewayError
+from llm_gateway_server.state.ledger import Ledger, StatsResult
+from llm_gateway_server.state.redis_health import StoreUnavailable
+
+
+class StatsUnavailable(GatewayError):
+    """The shared state store does not answer, so stats cannot be read."""
+
+    default_reason = "INTERNAL"
+
+
+class StatsStore:
+    """Reads the counters ``RequestPolicy`` writes."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def query(self, tenant: str | None, route: str | None) -> StatsResult:
+        """Stats per tenant and route and budgets per tenant, for the current periods.
+
+        Args:
+            tenant: Only this tenant; ``None``: every tenant.
+            route: Only this route; ``None``: every route.
+
+        Raises:
+            StatsUnavailable: Redis is configured and does not answer.
+        """
+        try:
+            return await self._ledger.query(tenant, route)
+        except StoreUnavailable:
+            raise StatsUnavailable(
+                "usage stats are unavailable right now: the state store does not answer"
+            ) from None
