@@ -6,13 +6,11 @@
 #
 # Build:  docker build -t llm-gateway:0.1.0 .
 # Run:    docker run -p 50051:50051 -p 9464:9464 \
-#           -v "$PWD/configs/default.yaml:/etc/llm-gateway/config.yaml:ro" \
+#           -v "$PWD/my-gateway.yaml:/etc/llm-gateway/config.yaml:ro" \
 #           -e LLM_GATEWAY_CONFIG=/etc/llm-gateway/config.yaml llm-gateway:0.1.0
 # Without LLM_GATEWAY_CONFIG (or --config) the gateway uses the config its package ships.
 
-ARG PYTHON_IMAGE=python:3.11-slim
-
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -22,8 +20,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 
-# uv itself comes from a hashed requirements file, like everything after it.
-COPY deploy/docker/uv-requirements.txt /tmp/uv-requirements.txt
+# uv itself comes from the project's hash-locked bootstrap file (the same uv `make install` uses).
+COPY requirements/bootstrap.txt /tmp/uv-requirements.txt
 RUN pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 
 WORKDIR /src
@@ -44,7 +42,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-default-groups --package llm-gateway --no-editable
 
 
-FROM ${PYTHON_IMAGE} AS runtime
+# Same base as the builder: the venv's interpreter path (/usr/local/bin/python3.11) must match.
+FROM python:3.11-slim AS runtime
 
 LABEL org.opencontainers.image.title="llm-gateway" \
       org.opencontainers.image.description="gRPC gateway in front of local and cloud LLM providers" \
