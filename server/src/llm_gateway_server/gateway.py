@@ -272,7 +272,10 @@ class Gateway:
                 cost_usd=0.0,
             )
             return
-        collector = _Collector() if admission.cache_key is not None else None
+        # The whole answer is reassembled only when someone needs it: the cache, or content
+        # recording in traces; otherwise deltas pass straight through.
+        collect = admission.cache_key is not None or scope.records_content
+        collector = _Collector() if collect else None
         summary: StreamSummary | None = None
         try:
             async with contextlib.aclosing(self._router.stream(resolution, request, ctx)) as events:

@@ -61,6 +61,10 @@ def as_upstream_error(exc: Exception, *, timeout_s: float, provider: str) -> Ups
     return UpstreamError(UpstreamFailure.BAD_RESPONSE, f"adapter raised {type(exc).__name__}")
 
 
+#: A timeout this close to the caller's deadline is the deadline's doing.
+_DEADLINE_MARGIN_S = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class Failed:
     """A target that did not answer: its trace line, and a hint for RetryInfo."""
@@ -297,6 +301,15 @@ class CallAttempts:
             )
         if not self.attempts:
             return NoTargetLeft(f"{route!r}: no target to try", metadata={"route": route})
+        if (
+            self.attempts[-1].outcome is AttemptOutcome.TIMEOUT
+            and self.remaining_s() <= _DEADLINE_MARGIN_S
+        ):
+            # The last attempt ran out of the caller's time, not of the provider's timeout:
+            # the caller's deadline is the reason, whatever happened before it.
+            return DeadlineExceeded(
+                f"deadline passed on {route!r}: {self.summary()}", metadata={"route": route}
+            )
         return NoTargetLeft(
             f"every target of {route!r} failed: {self.summary()}",
             attempts=self.attempts,
