@@ -69,7 +69,7 @@ lint: install ## ruff lint and format check.
 typecheck: install ## mypy --strict on the server and the client.
 	$(VENV)/bin/mypy server/src clients/python/src
 
-test: install buf-lint buf-breaking proto-check lint typecheck ## Everything CI runs.
+test: install redis-server llama-server buf-lint buf-breaking proto-check lint typecheck deploy-check ## Everything CI runs.
 	$(VENV)/bin/pytest -q
 
 clean: ## Remove the venv and caches.

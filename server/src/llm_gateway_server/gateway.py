@@ -7,6 +7,7 @@ limits, budget reservation, cache lookup) -> route (fallback, breakers, retries)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -117,11 +118,11 @@ class Gateway:
         """The caller behind the metadata; raises Unauthenticated when auth is on."""
         return await self._state.keys.authenticate(api_key_from(metadata))
 
-    def _cost(self, provider: str, model: str, usage: Usage) -> float | None:
+    def _cost(self, provider: str, model: str, usage: Usage, *, operation: str) -> float | None:
         cfg = self.snapshot.config.providers.get(provider)
         if cfg is None:
             return None
-        return cost_usd(cfg, cfg.kind.value, model, usage)
+        return cost_usd(cfg, operation, model, usage)
 
     async def _admit(
         self,
@@ -175,8 +176,9 @@ class Gateway:
         finish_reason: FinishReason | None,
         answer: ChatAnswer | None,
         ttl_s: float | None,
+        operation: str = "chat",
     ) -> float | None:
-        cost = self._cost(provider, model, usage or Usage())
+        cost = self._cost(provider, model, usage or Usage(), operation=operation)
         fallbacks = _fallbacks(attempts)
         await self._state.policy.complete(
             admission,
@@ -227,8 +229,8 @@ class Gateway:
             )
         try:
             result: ChatResult = await self._router.chat(resolution, request, ctx)
-        except GatewayError as exc:
-            await self._state.policy.fail(admission, error_reason=exc.reason)
+        except BaseException as exc:
+            await self._state.policy.fail(admission, error_reason=_reason(exc))
             raise
         cost = await self._settle(
             admission,
@@ -286,8 +288,8 @@ class Gateway:
                     if collector is not None:
                         collector.add(event)
                     yield event
-        except GatewayError as exc:
-            await self._state.policy.fail(admission, error_reason=exc.reason)
+        except BaseException as exc:
+            await self._state.policy.fail(admission, error_reason=_reason(exc))
             raise
         if summary is None:  # pragma: no cover - routing always ends with a summary
             raise AssertionError("routing ended a stream without a summary")
@@ -323,8 +325,8 @@ class Gateway:
         resolution, admission = await self._admit(request, ctx, scope, task=Task.EMBEDDING)
         try:
             result = await self._router.embed(resolution, request, ctx)
-        except GatewayError as exc:
-            await self._state.policy.fail(admission, error_reason=exc.reason)
+        except BaseException as exc:
+            await self._state.policy.fail(admission, error_reason=_reason(exc))
             raise
         cost = await self._settle(
             admission,
@@ -336,6 +338,7 @@ class Gateway:
             finish_reason=None,
             answer=None,
             ttl_s=None,
+            operation="embedding",
         )
         return EmbedOutcome(
             result.answer, result.route, result.provider, result.model, result.attempts, cost
@@ -356,6 +359,13 @@ class Gateway:
         if self.snapshot.config.auth.enabled:
             tenant = principal.tenant
         return await self._state.stats.query(tenant or None, route or None)
+
+
+def _reason(exc: BaseException) -> str:
+    # A cancelled call (client gone, deadline) must release its reservations too.
+    if isinstance(exc, GatewayError):
+        return exc.reason
+    return "CANCELLED" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else "INTERNAL"
 
 
 def _replay(answer: ChatAnswer) -> ChatDelta:

@@ -111,6 +111,12 @@ class ShuttingDown(GatewayError):
     default_reason = "SHUTTING_DOWN"
 
 
+class StateUnavailable(GatewayError):
+    """The shared state store (Redis) does not answer and the operation cannot fail open."""
+
+    default_reason = "STATE_UNAVAILABLE"
+
+
 class UpstreamFailure(enum.StrEnum):
     """What went wrong upstream; decides retryability and the attempt outcome."""
 

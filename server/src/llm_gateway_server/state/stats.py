@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from llm_gateway_server.core.errors import GatewayError
+from llm_gateway_server.core.errors import StateUnavailable
 from llm_gateway_server.state.ledger import Ledger, StatsResult
 from llm_gateway_server.state.redis_health import StoreUnavailable
 
 
-class StatsUnavailable(GatewayError):
+class StatsUnavailable(StateUnavailable):
     """The shared state store does not answer, so stats cannot be read."""
-
-    default_reason = "INTERNAL"
 
 
 class StatsStore:

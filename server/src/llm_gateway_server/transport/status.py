@@ -21,6 +21,7 @@ from llm_gateway_server.core.errors import (
     RequestInvalid,
     RouteNotFound,
     ShuttingDown,
+    StateUnavailable,
     StreamInterrupted,
     Unauthenticated,
     UpstreamError,
@@ -42,6 +43,7 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     (StreamInterrupted, grpc.StatusCode.UNAVAILABLE),
     (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+    (StateUnavailable, grpc.StatusCode.UNAVAILABLE),
 )
 
 

@@ -156,6 +156,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """`INTERNAL`: a gateway bug; see the gateway's logs for the request id."""
     ERROR_REASON_TASK_MISMATCH: _ErrorReason.ValueType  # 21
     """`INVALID_ARGUMENT`: the route serves another task than the one asked."""
+    ERROR_REASON_STATE_UNAVAILABLE: _ErrorReason.ValueType  # 22
+    """`UNAVAILABLE`: the shared state store (Redis) does not answer."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the stable reasons in `google.rpc.ErrorInfo.reason`.
@@ -211,6 +213,8 @@ ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 20
 """`INTERNAL`: a gateway bug; see the gateway's logs for the request id."""
 ERROR_REASON_TASK_MISMATCH: ErrorReason.ValueType  # 21
 """`INVALID_ARGUMENT`: the route serves another task than the one asked."""
+ERROR_REASON_STATE_UNAVAILABLE: ErrorReason.ValueType  # 22
+"""`UNAVAILABLE`: the shared state store (Redis) does not answer."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _AttemptOutcome:
