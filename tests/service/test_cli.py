@@ -1,0 +1,128 @@
+"""The console script: check-config, serve with workers, SIGHUP reload, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc, models_pb2
+
+from tests.fakes import FakeOpenAI
+from tests.service.conftest import config_for
+
+CLI = [sys.executable, "-m", "llm_gateway_server"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_check_config_prints_routes_and_disabled_providers(tmp_path: Path) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text(
+        "providers:\n"
+        "  local: {kind: openai_compatible, api_base: 'http://127.0.0.1:1/v1', locality: local}\n"
+        "  openai: {kind: openai, api_key_env: LLMGW_TEST_UNSET_KEY, locality: cloud}\n"
+        "routes:\n  chat: {targets: [{provider: local, model: a}, {provider: openai, model: b}]}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LLMGW_TEST_UNSET_KEY"}
+    done = subprocess.run(
+        [*CLI, "check-config", str(path)], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "chat: task=chat" in done.stdout
+    assert "openai: LLMGW_TEST_UNSET_KEY is not set" in done.stdout
+
+
+def test_check_config_names_each_bad_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "server: {listen: nowhere}\n"
+        "providers: {p: {kind: openai_compatible, locality: moon, api_base: 'http://x/v1'}}\n"
+        "routes: {chat: {targets: []}}\n"
+    )
+    done = subprocess.run(
+        [*CLI, "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert any("server.listen" in line for line in lines)
+    assert any("providers.p.locality" in line for line in lines)
+    assert any("routes.chat.targets" in line for line in lines)
+    assert "Traceback" not in done.stderr
+
+
+async def _wait_serving(address: str, timeout: float = 20.0) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                answer = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{address} not SERVING")
+            await asyncio.sleep(0.1)
+
+
+async def test_workers_share_one_port_and_sighup_reloads(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    port = _free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(config_for(upstream.base_url).replace("'127.0.0.1:0'", f"'127.0.0.1:{port}'"))
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--config", str(path), "--workers", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        address = f"127.0.0.1:{port}"
+        await _wait_serving(address)
+        for _ in range(50):
+            started = (tmp_path / "serve.log").read_text()
+            if "(worker 0)" in started and "(worker 1)" in started:
+                break
+            await asyncio.sleep(0.1)
+        text = (tmp_path / "serve.log").read_text()
+        assert "(worker 0)" in text
+        assert "(worker 1)" in text
+        request = chat_pb2.ChatRequest(
+            messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, content="hi")]
+        )
+        for _ in range(4):  # new channels, so the kernel spreads them over both workers
+            async with grpc.aio.insecure_channel(address) as channel:
+                answer = await gateway_service_pb2_grpc.GatewayServiceStub(channel).Chat(
+                    request, timeout=10
+                )
+                assert answer.model == "m1"
+        path.write_text(path.read_text().replace("model: m1", "model: m9"))
+        proc.send_signal(signal.SIGHUP)
+        seen: set[str] = set()
+        for _ in range(100):
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+                models = await stub.ListModels(models_pb2.ListModelsRequest(), timeout=5)
+                seen = {t.model for r in models.routes if r.name == "chat" for t in r.targets}
+            if seen == {"m9"}:
+                break
+            await asyncio.sleep(0.1)
+        assert seen == {"m9"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+        log.close()
+    assert code == 0
