@@ -46,6 +46,9 @@ proto: install ## Regenerate the Python code in clients/python from proto/.
 		--python_out=$(GEN_DIR) --grpc_python_out=$(GEN_DIR) \
 		--mypy_out=$(GEN_DIR) --mypy_grpc_out=$(GEN_DIR) \
 		$(PROTO_FILES)
+	# The descriptors with their comments, so server reflection (grpcurl describe) shows them.
+	$(PY) -m grpc_tools.protoc -I proto --include_source_info \
+		--descriptor_set_out=$(GEN_DIR)/llmgateway/v1/descriptors.binpb $(PROTO_FILES)
 	printf '"""Generated from proto/llmgateway/v1 by `make proto`; do not edit."""\n' > $(GEN_DIR)/llmgateway/v1/__init__.py
 
 proto-check: proto ## Fail when the committed generated code differs from `make proto`.

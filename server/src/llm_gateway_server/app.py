@@ -29,6 +29,7 @@ from llm_gateway_server.routing.breakers import memory_storage
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
+from llm_gateway_server.transport.reflection import enable_reflection
 from llm_gateway_server.transport.servicer import GatewayServicer
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ async def build_server(
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(service_names, server)
+    enable_reflection(service_names, server)
     address = listen or cfg.server.listen
     if cfg.server.tls is not None:
         port = server.add_secure_port(address, _credentials(cfg.server.tls))
