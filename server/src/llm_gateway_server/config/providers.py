@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -100,6 +101,9 @@ class ProviderConfig(BaseModel):
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     #: Extra HTTP headers sent upstream (values may use ${ENV} interpolation).
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Extra fields merged into every chat request body (openai_compatible and openai):
+    #: server-specific options such as vLLM's ``top_k`` or llama.cpp's ``ignore_eos``.
+    extra_body: dict[str, Any] = Field(default_factory=dict)
     #: Per-model prices; local models cost 0 unless priced here.
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 

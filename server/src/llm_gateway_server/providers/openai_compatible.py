@@ -94,6 +94,7 @@ class OpenAICompatibleProvider:
     async def chat(self, request: ProviderChatRequest, *, timeout_s: float) -> ChatAnswer:
         """POST /chat/completions and return the parsed answer."""
         body = build_chat_body(request, stream=False, max_tokens_field=self._max_tokens_field)
+        body.update(self._config.extra_body)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
         return parse_chat_answer(_loads(raw))
@@ -103,6 +104,7 @@ class OpenAICompatibleProvider:
     ) -> AsyncGenerator[ChatDelta]:
         """POST /chat/completions with ``stream: true`` and yield deltas as chunks arrive."""
         body = build_chat_body(request, stream=True, max_tokens_field=self._max_tokens_field)
+        body.update(self._config.extra_body)
         assembler = StreamAssembler()
         parser = SSEParser()
         headers = {**request.headers, "Accept": "text/event-stream"}

@@ -1,0 +1,90 @@
+"""Session fixtures running real llama.cpp servers on a tiny generated model."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .llama import (
+    CHAT_ARGS,
+    EMBED_ARGS,
+    MODEL_ALIAS,
+    LlamaPaths,
+    LlamaServer,
+    LlamaUnavailableError,
+    ensure_llama_built,
+    skip_requested,
+)
+from .llama import llama_paths as llama_paths_now
+from .tiny_model import cached_tiny_model
+
+
+@functools.cache
+def _llama_build() -> LlamaPaths | LlamaUnavailableError:
+    # Cached so a failed build is reported once per session instead of retried by each fixture.
+    try:
+        return ensure_llama_built()
+    except LlamaUnavailableError as exc:
+        return exc
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Builds llama-server before any e2e test runs: the build outlasts the per-test timeout."""
+    if not any(item.get_closest_marker("e2e") for item in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and not skip_requested() and not llama_paths_now().built:
+        reporter.write_line("e2e: building llama-server with `make llama-server` (takes minutes)")
+    # Failures surface in the fixtures, where pytest attributes them to tests.
+    _llama_build()
+
+
+@pytest.fixture(scope="session")
+def llama_paths() -> LlamaPaths:
+    """The cached llama-server build; skips only when LLM_GATEWAY_SKIP_E2E=1."""
+    result = _llama_build()
+    if isinstance(result, LlamaUnavailableError):
+        if skip_requested():
+            pytest.skip(str(result))
+        pytest.fail(str(result), pytrace=False)
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(llama_paths: LlamaPaths) -> Path:
+    """The tiny random llama GGUF, cached beside the binary."""
+    return cached_tiny_model(llama_paths.vocab, llama_paths.cache_dir)
+
+
+def _serve(
+    paths: LlamaPaths, model: Path, args: tuple[str, ...], log_path: Path
+) -> Iterator[LlamaServer]:
+    server = LlamaServer(
+        binary=paths.server_bin, model_path=model, alias=MODEL_ALIAS, args=args, log_path=log_path
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_chat_server(
+    llama_paths: LlamaPaths, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """llama-server for chat completions: 4 slots, /slots enabled."""
+    log_path = tmp_path_factory.mktemp("llama") / "chat.log"
+    yield from _serve(llama_paths, tiny_model_path, CHAT_ARGS, log_path)
+
+
+@pytest.fixture(scope="session")
+def llama_embed_server(
+    llama_paths: LlamaPaths, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """llama-server for embeddings: --embeddings --pooling mean."""
+    log_path = tmp_path_factory.mktemp("llama") / "embed.log"
+    yield from _serve(llama_paths, tiny_model_path, EMBED_ARGS, log_path)
