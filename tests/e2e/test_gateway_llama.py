@@ -30,7 +30,7 @@ providers:
   dead: {{kind: openai_compatible, api_base: 'http://127.0.0.1:9/v1', locality: local,
           retry: {{max_attempts: 1}}, probe: {{enabled: false}}}}
   llama: {{kind: openai_compatible, api_base: '{chat.base_url}', locality: local,
-           retry: {{max_attempts: 1}}, extra_body: {{ignore_eos: true}}}}
+           retry: {{max_attempts: 1}}, extra_body: {{ignore_eos: true}}, stream_unary: true}}
   llama-embed: {{kind: openai_compatible, api_base: '{embed.base_url}', locality: local}}
 routes:
   chat: {{task: chat, targets: [{{provider: llama, model: {chat.model}}}]}}

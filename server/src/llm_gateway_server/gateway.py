@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from llm_gateway_server.config.loader import ConfigSnapshot
+from llm_gateway_server.core.assembly import AnswerBuilder
 from llm_gateway_server.core.errors import GatewayError
 from llm_gateway_server.core.types import (
     AttemptOutcome,
@@ -26,7 +27,6 @@ from llm_gateway_server.core.types import (
     FinishReason,
     Principal,
     Task,
-    ToolCall,
     ToolCallDelta,
     Usage,
 )
@@ -277,7 +277,7 @@ class Gateway:
         # The whole answer is reassembled only when someone needs it: the cache, or content
         # recording in traces; otherwise deltas pass straight through.
         collect = admission.cache_key is not None or scope.records_content
-        collector = _Collector() if collect else None
+        collector = AnswerBuilder() if collect else None
         summary: StreamSummary | None = None
         try:
             async with contextlib.aclosing(self._router.stream(resolution, request, ctx)) as events:
@@ -305,7 +305,11 @@ class Gateway:
                 usage=summary.usage,
                 attempts=summary.attempts,
                 finish_reason=summary.finish_reason,
-                answer=collector.answer(summary) if collector is not None else None,
+                answer=(
+                    collector.answer(summary.finish_reason, summary.usage, summary.model)
+                    if collector is not None
+                    else None
+                ),
                 ttl_s=request.cache.ttl_s,
             )
         yield StreamEnd(
@@ -376,40 +380,3 @@ def _replay(answer: ChatAnswer) -> ChatDelta:
             ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(answer.tool_calls)
         ),
     )
-
-
-class _Collector:
-    """Reassembles a streamed answer so it can be cached."""
-
-    def __init__(self) -> None:
-        self._content: list[str] = []
-        self._reasoning: list[str] = []
-        self._calls: dict[int, list[str]] = {}
-        self._heads: dict[int, tuple[str, str]] = {}
-
-    def add(self, delta: ChatDelta) -> None:
-        if delta.content:
-            self._content.append(delta.content)
-        if delta.reasoning_content:
-            self._reasoning.append(delta.reasoning_content)
-        for call in delta.tool_calls:
-            self._calls.setdefault(call.index, []).append(call.arguments)
-            if call.id or call.name:
-                old_id, old_name = self._heads.get(call.index, ("", ""))
-                self._heads[call.index] = (call.id or old_id, call.name or old_name)
-
-    def answer(self, summary: StreamSummary) -> ChatAnswer:
-        calls = tuple(
-            ToolCall(
-                self._heads.get(i, ("", ""))[0], self._heads.get(i, ("", ""))[1], "".join(parts)
-            )
-            for i, parts in sorted(self._calls.items())
-        )
-        return ChatAnswer(
-            "".join(self._content),
-            "".join(self._reasoning),
-            calls,
-            summary.finish_reason,
-            summary.usage or Usage(),
-            summary.model,
-        )

@@ -104,6 +104,10 @@ class ProviderConfig(BaseModel):
     #: Extra fields merged into every chat request body (openai_compatible and openai):
     #: server-specific options such as vLLM's ``top_k`` or llama.cpp's ``ignore_eos``.
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    #: Ask the upstream to stream even for unary Chat (native kinds): a cancelled or
+    #: timed-out call then frees the upstream's slot at once. llama.cpp's server keeps
+    #: generating for a dropped non-streaming request; vLLM and Ollama stop either way.
+    stream_unary: bool = False
     #: Per-model prices; local models cost 0 unless priced here.
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 

@@ -17,6 +17,7 @@ import orjson
 from opentelemetry import propagate
 
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
+from llm_gateway_server.core.assembly import AnswerBuilder
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import (
     ChatAnswer,
@@ -93,11 +94,27 @@ class OpenAICompatibleProvider:
 
     async def chat(self, request: ProviderChatRequest, *, timeout_s: float) -> ChatAnswer:
         """POST /chat/completions and return the parsed answer."""
+        if self._config.stream_unary:
+            return await self._chat_by_stream(request, timeout_s=timeout_s)
         body = build_chat_body(request, stream=False, max_tokens_field=self._max_tokens_field)
         body.update(self._config.extra_body)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
         return parse_chat_answer(_loads(raw))
+
+    async def _chat_by_stream(
+        self, request: ProviderChatRequest, *, timeout_s: float
+    ) -> ChatAnswer:
+        # Streamed upstream, one answer to the caller: a cancelled or timed-out call drops a
+        # stream, which every server notices at once (llama.cpp's server keeps generating
+        # for a dropped non-streaming request).
+        builder = AnswerBuilder()
+        async with contextlib.aclosing(self.stream(request, timeout_s=timeout_s)) as deltas:
+            async for delta in deltas:
+                builder.add(delta)
+        # The stream's last delta already carries the final finish reason (reasoning-only,
+        # tool calls) and an empty stream already raised EMPTY_ANSWER.
+        return builder.answer()
 
     async def stream(
         self, request: ProviderChatRequest, *, timeout_s: float

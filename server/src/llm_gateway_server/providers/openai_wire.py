@@ -229,7 +229,7 @@ def parse_chat_answer(data: object) -> ChatAnswer:
     )
     content = _text(message.get("content"))
     reasoning = reasoning_of(message)
-    finish = _final_reason(
+    finish = final_reason(
         map_finish_reason(choices[0].get("finish_reason")), bool(content), bool(reasoning), calls
     )
     return ChatAnswer(
@@ -242,9 +242,15 @@ def parse_chat_answer(data: object) -> ChatAnswer:
     )
 
 
-def _final_reason(
+def final_reason(
     finish: FinishReason, has_content: bool, has_reasoning: bool, has_calls: object
 ) -> FinishReason:
+    """The answer's finish reason, or the error for an answer with nothing in it.
+
+    Raises:
+        UpstreamError: EMPTY_ANSWER (or CONTENT_FILTER) when there is no text, reasoning or
+            tool call.
+    """
     if has_content or has_calls:
         # Some servers say "stop" after tool calls; the caller needs to know to run them.
         if has_calls and finish is FinishReason.STOP:
@@ -343,7 +349,7 @@ class StreamAssembler:
         )
 
     def _final(self) -> ChatDelta:
-        finish = _final_reason(
+        finish = final_reason(
             self._finish or FinishReason.STOP, self._content, self._reasoning, self._calls
         )
         self._sent_final = True
