@@ -14,6 +14,7 @@ import grpc.aio
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
 from llmgateway.v1 import (
     chat_pb2,
     common_pb2,

@@ -8,6 +8,7 @@ from contextlib import aclosing
 import grpc
 import pytest
 import trustme
+
 from llmgateway.client import AsyncGatewayClient, GatewayError
 from llmgateway.v1 import chat_pb2, common_pb2
 

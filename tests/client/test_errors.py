@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import grpc.aio
+
 from llmgateway.client import GatewayError
 
 from .fake_gateway import rich_status

@@ -15,11 +15,12 @@ import sys
 import tomllib
 from pathlib import Path
 
-import llmgateway.v1
 import pytest
-from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+import llmgateway.v1
+from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "python"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from llmgateway.client import GatewayClient, GatewayError
 from llmgateway.v1 import chat_pb2, common_pb2
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
-
 from tests.fakes import FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI, FakeUpstream
 
 #: The API key every case uses; it must never appear in an error message.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+
 from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.providers.registry import build_provider
-
 from tests.conformance.cases import API_KEY, CASES, AdapterCase
 from tests.fakes import FakeUpstream
 

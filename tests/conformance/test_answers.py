@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import FinishReason, ImagePart, Message, Role, TextPart, Usage
 from llm_gateway_server.providers.base import Provider
-
 from tests.conformance.cases import API_KEY, AdapterCase
 from tests.conformance.streams import MODES, TRACEPARENT, Mode, arguments, chat_request, run
 from tests.fakes import Behaviour, FakeToolCall, FakeUpstream, FakeUsage

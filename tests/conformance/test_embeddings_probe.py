@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway_server.config.providers import ProviderKind
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import ProviderEmbedRequest
 from llm_gateway_server.providers.base import Provider
-
 from tests.conformance.cases import API_KEY, AdapterCase
 from tests.conformance.streams import TRACEPARENT
 from tests.fakes import Behaviour, FakeUpstream, Fault, fake_vector

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.providers.base import Provider
-
 from tests.conformance.cases import API_KEY, AdapterCase
 from tests.conformance.streams import MODES, Mode, chat_request, run
 from tests.fakes import Behaviour, FakeUpstream, Fault

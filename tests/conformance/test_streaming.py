@@ -6,8 +6,8 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
-from llm_gateway_server.providers.base import Provider
 
+from llm_gateway_server.providers.base import Provider
 from tests.conformance.cases import AdapterCase
 from tests.conformance.streams import chat_request, collect, open_stream
 from tests.fakes import Behaviour, FakeUpstream

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from llm_gateway_server.config import defaults
 from llm_gateway_server.config.loader import ConfigSnapshot, parse_config
 

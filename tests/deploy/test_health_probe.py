@@ -17,6 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+
 from llm_gateway_server.config import defaults
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

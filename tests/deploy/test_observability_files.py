@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
 from llm_gateway_server.config import defaults
 from llm_gateway_server.telemetry.metrics import GatewayMetrics
-from prometheus_client.metrics import MetricWrapperBase
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import grpc
 import pytest
-from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2
 
+from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2
 from tests.service.conftest import Running, Start, start_gateway
 
 from .llama import CHAT_CTX_PER_SLOT, LlamaServer

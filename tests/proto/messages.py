@@ -7,11 +7,12 @@ import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
-import llmgateway.v1
 from google.protobuf import descriptor_pb2, duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor, OneofDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+
+import llmgateway.v1
 
 PACKAGE = "llmgateway.v1"
 

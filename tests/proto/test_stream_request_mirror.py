@@ -9,6 +9,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.unknown_fields import UnknownFieldSet
+
 from llmgateway.v1 import chat_pb2
 
 from .messages import populated

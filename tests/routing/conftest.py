@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
+
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.routing.router import Router
-
 from tests.routing.fakes import FakeClock
 
 MakeRouter = Callable[..., Router]

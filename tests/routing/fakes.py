@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
 from llm_gateway_server.config.loader import ConfigSnapshot, parse_config
 from llm_gateway_server.config.model import GatewayConfig
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure

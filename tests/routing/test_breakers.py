@@ -8,10 +8,10 @@ import time
 
 import pybreaker
 import pytest
+
 from llm_gateway_server.core.errors import NoTargetLeft, UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import ANONYMOUS, AttemptOutcome
 from llm_gateway_server.routing.breakers import BreakerState
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import (
     FakeClock,

@@ -8,10 +8,10 @@ import random
 import time
 
 import pytest
+
 from llm_gateway_server.core.errors import DeadlineExceeded, LimitExceeded
 from llm_gateway_server.core.types import ANONYMOUS, AttemptOutcome
 from llm_gateway_server.routing.concurrency import ConcurrencyLimited
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import (
     FakeClock,

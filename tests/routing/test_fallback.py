@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+
 from llm_gateway_server.core.errors import (
     DeadlineExceeded,
     NoTargetLeft,
@@ -20,7 +21,6 @@ from llm_gateway_server.core.types import (
     Privacy,
     Task,
 )
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import (
     CRASH,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+
 from llm_gateway_server.core.errors import (
     DeadlineExceeded,
     NoTargetLeft,
@@ -31,7 +32,6 @@ from llm_gateway_server.providers.openai_compatible import OpenAICompatibleProvi
 from llm_gateway_server.routing.breakers import BreakerState
 from llm_gateway_server.routing.results import StreamSummary
 from llm_gateway_server.routing.router import Router
-
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 from tests.routing.fakes import RecordingObserver, chat_request, context, local, snapshot
 

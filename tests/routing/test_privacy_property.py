@@ -11,6 +11,7 @@ from typing import Any
 import pybreaker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from llm_gateway_server.core.errors import CALLER_CAUSED, GatewayError, UpstreamFailure
 from llm_gateway_server.core.types import (
     ANONYMOUS,
@@ -20,7 +21,6 @@ from llm_gateway_server.core.types import (
     Task,
 )
 from llm_gateway_server.routing.router import Router
-
 from tests.routing.fakes import (
     CRASH,
     CUT,

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from llm_gateway_server.core.errors import UpstreamFailure
 from llm_gateway_server.core.types import ANONYMOUS, ProbeResult
 from llm_gateway_server.routing.breakers import BreakerState
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import (
     FakeClock,

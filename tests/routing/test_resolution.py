@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway_server.core.errors import (
     NoPermittedTarget,
     NotPermitted,
@@ -12,7 +13,6 @@ from llm_gateway_server.core.errors import (
 from llm_gateway_server.core.types import ANONYMOUS, Principal, Privacy, Task
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.routing.routes import Resolution
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import FakeProvider, cloud, local, snapshot
 

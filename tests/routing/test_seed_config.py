@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from llm_gateway_server.config.loader import load_config
 from llm_gateway_server.core.errors import NotPermitted
 from llm_gateway_server.core.types import ANONYMOUS, Locality, Privacy, Task
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import FakeProvider
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 import pytest
+
 from llm_gateway_server.core.errors import (
     NoTargetLeft,
     StreamInterrupted,
@@ -15,7 +16,6 @@ from llm_gateway_server.core.errors import (
 from llm_gateway_server.core.types import ANONYMOUS, AttemptOutcome, ChatDelta, FinishReason
 from llm_gateway_server.routing.concurrency import ConcurrencyLimited
 from llm_gateway_server.routing.results import StreamSummary
-
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import (
     CUT,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+
 from llm_gateway_server.app import GatewayServer, build_server
 from llm_gateway_server.config.loader import parse_config
 from llmgateway.v1 import gateway_service_pb2_grpc
-
 from tests.fakes import FakeOpenAI
 
 

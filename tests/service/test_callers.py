@@ -6,8 +6,8 @@ import hashlib
 
 import grpc
 import pytest
-from llmgateway.v1 import chat_pb2, common_pb2, stats_pb2
 
+from llmgateway.v1 import chat_pb2, common_pb2, stats_pb2
 from tests.fakes import FakeOpenAI
 from tests.service.conftest import Start
 from tests.service.test_validation import error_info

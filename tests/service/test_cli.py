@@ -12,8 +12,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc, models_pb2
 
+from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc, models_pb2
 from tests.fakes import FakeOpenAI
 from tests.service.conftest import config_for
 

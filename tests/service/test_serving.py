@@ -7,8 +7,8 @@ import asyncio
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2, models_pb2
 
+from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2, models_pb2
 from tests.fakes import Behaviour, FakeOpenAI, FakeUsage, Fault
 from tests.service.conftest import Running, Start, config_for
 

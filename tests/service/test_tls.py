@@ -7,8 +7,8 @@ from pathlib import Path
 import grpc
 import pytest
 import trustme
-from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 
+from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 from tests.fakes import FakeOpenAI
 from tests.service.conftest import Start, config_for
 

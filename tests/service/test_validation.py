@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from llmgateway.v1 import chat_pb2, embed_pb2
 
+from llmgateway.v1 import chat_pb2, embed_pb2
 from tests.fakes import FakeOpenAI
 from tests.service.conftest import Running
 

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 import yaml
+
 from llm_gateway_server.config.loader import ConfigSnapshot, parse_config
 
 

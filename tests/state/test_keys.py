@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from llm_gateway_server.config.loader import ConfigError
 from llm_gateway_server.core.errors import Unauthenticated
 from llm_gateway_server.core.types import ANONYMOUS, Privacy
 from llm_gateway_server.state import KeyPrincipal, build_state
-
 from tests.state.snapshots import auth_with, key_entry, make_snapshot
 
 

@@ -25,8 +25,8 @@ import yaml
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 
+from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 from tests.state.redis_server import RedisServer
 

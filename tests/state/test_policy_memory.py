@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from llm_gateway_server.core.errors import LimitExceeded
 from llm_gateway_server.core.types import CacheMode, EmbedRequest, Principal, Usage
 from llm_gateway_server.state import GatewayState, build_state
-
 from tests.state.requests import answer, chat
 from tests.state.snapshots import auth_with, key_entry, make_snapshot
 

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+
 from llm_gateway_server.config.providers import ModelPrice, ProviderConfig, ProviderKind
 from llm_gateway_server.core.types import Locality, Usage
 from llm_gateway_server.state import cost_usd

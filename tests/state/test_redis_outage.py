@@ -12,10 +12,10 @@ import orjson
 import pybreaker
 import pytest
 import redis.asyncio
+
 from llm_gateway_server.core.errors import LimitExceeded, Unauthenticated
 from llm_gateway_server.core.types import Principal
 from llm_gateway_server.state import GatewayState, StatsUnavailable, build_state
-
 from tests.state.redis_server import RedisServer
 from tests.state.requests import answer, chat
 from tests.state.snapshots import make_snapshot

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio
+
 from llm_gateway_server.core.errors import LimitExceeded, Unauthenticated
 from llm_gateway_server.core.types import CacheMode, Principal, Usage
 from llm_gateway_server.state import GatewayState, build_state
-
 from tests.state.requests import answer, chat
 from tests.state.snapshots import auth_with, key_entry, make_snapshot
 

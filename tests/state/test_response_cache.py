@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway_server.config.cache import CacheConfig
 from llm_gateway_server.core.types import (
     ANONYMOUS,

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from llm_gateway_server.config.telemetry import LogFormat, TelemetryConfig
 from llm_gateway_server.core.types import Privacy
 from llm_gateway_server.routing.observer import AttemptInfo
 from llm_gateway_server.telemetry.logging import HANDLER_NAME, configure_logging
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 #: A caller's W3C trace context: trace 0af7...319c, its span b7ad...3331, sampled.
 CALLER_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

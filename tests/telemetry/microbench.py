@@ -19,14 +19,15 @@ import os
 import timeit
 from collections.abc import Sequence
 
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
 from llm_gateway_server.config.telemetry import LogFormat, TelemetryConfig
 from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy, Usage
 from llm_gateway_server.routing.observer import AttemptInfo
 from llm_gateway_server.telemetry.logging import configure_logging
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 INFO = AttemptInfo(
     route="chat",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+
 from llm_gateway_server.config.telemetry import LogFormat, TelemetryConfig
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
 from llm_gateway_server.core.types import (
     AttemptOutcome,
     ChatAnswer,
@@ -17,8 +20,6 @@ from llm_gateway_server.core.types import (
     ToolCall,
     Usage,
 )
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 from .conftest import LogCapture, MakeTelemetry, attempt_info
 

@@ -6,12 +6,13 @@ import logging
 import re
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from llm_gateway_server.config.telemetry import LogFormat
 from llm_gateway_server.core.redaction import redact
 from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy, Usage
 from llm_gateway_server.telemetry.context import current_request_id
 from llm_gateway_server.telemetry.logging import Redactor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from .conftest import CALLER_TRACE_ID, TRACEPARENT, LogCapture, MakeTelemetry, attempt_info
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from llm_gateway_server.config.telemetry import TelemetryConfig
 from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy, Usage
 from llm_gateway_server.telemetry.setup import Telemetry, metrics_address
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import MakeTelemetry, attempt_info
 

@@ -7,6 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.errors import UpstreamError
 from llm_gateway_server.core.types import (
@@ -19,10 +23,6 @@ from llm_gateway_server.core.types import (
 from llm_gateway_server.providers.openai_compatible import OpenAICompatibleProvider
 from llm_gateway_server.telemetry.setup import Telemetry
 from llm_gateway_server.telemetry.tracing import otlp_traces_configured
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
-
 from tests.fakes.behaviour import Behaviour, Fault
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import RecordedRequest

@@ -6,6 +6,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+
 from llm_gateway_server.core.errors import UpstreamFailure
 from llm_gateway_server.providers.litellm_adapter import load_litellm
 from llm_gateway_server.providers.litellm_errors import map_litellm_error

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
+
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import (
@@ -20,7 +21,6 @@ from llm_gateway_server.core.types import (
 )
 from llm_gateway_server.providers.openai_compatible import OpenAICompatibleProvider
 from llm_gateway_server.providers.registry import build_provider
-
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 
 KEY = "sk-native-SECRET-0123456789abcdef"

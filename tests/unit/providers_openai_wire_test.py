@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import (
     FinishReason,

@@ -7,6 +7,7 @@ from email.utils import formatdate
 
 import orjson
 import pytest
+
 from llm_gateway_server.core.errors import UpstreamFailure
 from llm_gateway_server.providers.upstream_errors import (
     error_text,

@@ -7,6 +7,7 @@ import itertools
 from aiohttp import ClientSession, web
 from hypothesis import given
 from hypothesis import strategies as st
+
 from llm_gateway_server.providers.sse import DONE, SSEEvent, SSEParser, iter_sse
 
 STREAM = (

@@ -16,7 +16,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from llmgateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
 from llm_gateway_server.config.defaults import GATEWAY_SERVICE_NAME, LIVENESS_SERVICE_NAME
 from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_config
@@ -31,6 +30,7 @@ from llm_gateway_server.state import GatewayState, build_state
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
 from llm_gateway_server.transport.reflection import enable_reflection
 from llm_gateway_server.transport.servicer import GatewayServicer
+from llmgateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import grpc
+
 from llmgateway.v1 import chat_pb2, common_pb2, gateway_service_pb2_grpc, models_pb2
 
 _PRIVACY = {"strict": common_pb2.PRIVACY_STRICT, "flexible": common_pb2.PRIVACY_FLEXIBLE}

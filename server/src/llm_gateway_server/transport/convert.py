@@ -12,11 +12,11 @@ from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
-from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2
 
 from llm_gateway_server.core import types as t
 from llm_gateway_server.core.errors import RequestInvalid
 from llm_gateway_server.core.types import AttemptRecord, ChatAnswer, ChatDelta, Usage
+from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2
 
 _ROLES = {
     chat_pb2.ROLE_SYSTEM: t.Role.SYSTEM,

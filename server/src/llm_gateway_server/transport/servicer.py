@@ -14,13 +14,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import cast
 
 import grpc
-from llmgateway.v1 import (
-    chat_pb2,
-    embed_pb2,
-    gateway_service_pb2_grpc,
-    models_pb2,
-    stats_pb2,
-)
 
 from llm_gateway_server.core.errors import GatewayError, ShuttingDown
 from llm_gateway_server.core.types import CallContext, Principal
@@ -28,6 +21,13 @@ from llm_gateway_server.gateway import Gateway, StreamEnd
 from llm_gateway_server.telemetry.rpc import RpcScope, RpcTelemetry
 from llm_gateway_server.transport import convert, views
 from llm_gateway_server.transport.status import internal_status, status_code, to_status
+from llmgateway.v1 import (
+    chat_pb2,
+    embed_pb2,
+    gateway_service_pb2_grpc,
+    models_pb2,
+    stats_pb2,
+)
 
 logger = logging.getLogger(__name__)
 

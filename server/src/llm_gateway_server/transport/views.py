@@ -7,7 +7,6 @@ from datetime import datetime
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from llmgateway.v1 import chat_pb2, embed_pb2, models_pb2, stats_pb2
 
 from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome, StreamEnd
 from llm_gateway_server.routing.breakers import BreakerState
@@ -28,6 +27,7 @@ from llm_gateway_server.transport.convert import (
     tool_calls_pb,
     usage_pb,
 )
+from llmgateway.v1 import chat_pb2, embed_pb2, models_pb2, stats_pb2
 
 
 def chat_response(outcome: ChatOutcome, request_id: str) -> chat_pb2.ChatResponse:
