@@ -31,7 +31,7 @@ async def test_chat_answers_with_usage_and_request_id(
     assert response.finish_reason == chat_pb2.FINISH_REASON_STOP
     assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (5, 3)
     assert response.request_id == "req-123"
-    assert ("x-request-id", "req-123") in tuple(await call.initial_metadata())
+    assert ("x-request-id", "req-123") in tuple(await call.trailing_metadata())
     assert (response.route, response.provider, response.model) == ("chat", "local", "m1")
     assert [a.outcome for a in response.attempts] == [common_pb2.ATTEMPT_OUTCOME_SUCCESS]
     assert upstream.last_request.json["model"] == "m1"

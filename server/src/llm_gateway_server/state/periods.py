@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 #: Seconds past a period's end that its Redis keys are kept (late reads, clock skew).
 RETENTION_S = 7 * 24 * 3600
 
 
+#: period -> (UTC day number, id): every request asks, and the id changes once a day at most.
+_TODAY: dict[str, tuple[int, str]] = {}
+
+
 def period_id(period: str, now: datetime | None = None) -> str:
     """``d2025-11-23``, ``w2025-47`` (ISO week), ``m2025-11`` or ``total``."""
-    now = now or datetime.now(UTC)
+    if now is None:
+        # Formatting a datetime per request showed up in the benchmark's profile (1.5 %).
+        day = int(time.time() // 86400)
+        cached = _TODAY.get(period)
+        if cached is not None and cached[0] == day:
+            return cached[1]
+        value = _period_id(period, datetime.now(UTC))
+        _TODAY[period] = (day, value)
+        return value
+    return _period_id(period, now)
+
+
+def _period_id(period: str, now: datetime) -> str:
     if period == "day":
         return now.strftime("d%Y-%m-%d")
     if period == "week":

@@ -280,9 +280,8 @@ def usage_pb(usage: Usage | None) -> common_pb2.Usage:
 
 
 def _duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
+    nanos = int(seconds * 1e9)
+    return Duration(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
 
 
 def attempts_pb(attempts: tuple[AttemptRecord, ...]) -> list[common_pb2.Attempt]:

@@ -98,7 +98,9 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             chat = convert.chat_request(request, max_image_bytes=self._max_image_bytes)
             outcome = await self._gateway.chat(chat, ctx, scope)
             response = views.chat_response(outcome, request_id)
-            await context.send_initial_metadata(_request_id_md(request_id))
+            # Trailers, not headers: an explicit send_initial_metadata is a batch of its own
+            # (7.5 % of the gateway's Python time in the unary benchmark's profile).
+            context.set_trailing_metadata(_request_id_md(request_id))
             scope.end("OK")
             return response
         except asyncio.CancelledError:
@@ -166,7 +168,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             self._check_size(request)
             outcome = await self._gateway.embed(convert.embed_request(request), ctx, scope)
             response = views.embed_response(outcome, request_id)
-            await context.send_initial_metadata(_request_id_md(request_id))
+            context.set_trailing_metadata(_request_id_md(request_id))
             scope.end("OK")
             return response
         except asyncio.CancelledError:
