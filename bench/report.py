@@ -321,7 +321,8 @@ def render(results: list[SystemResult], ctx: RunContext) -> str:
         "",
         "## Observability overhead (llm-gateway, telemetry off vs on)",
         "",
-        "On = Prometheus endpoint serving plus every span exported over OTLP/gRPC (batched) to "
+        "On = Prometheus endpoint serving plus spans (head-sampled at BENCH_TRACE_SAMPLE, default "
+        "10 %) exported over OTLP/gRPC (batched) to "
         "a sink on the load generator's core.",
         "",
         *_telemetry_rows(by_key),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
@@ -105,11 +105,12 @@ def _enum(value: int, table: Mapping[Any, _E], field: str, *, required: bool = F
 
 
 def _optional_float(
-    req: ChatLike, name: str, low: float, high: float, *, low_open: bool = False
+    present: Mapping[str, Any], name: str, low: float, high: float, *, low_open: bool = False
 ) -> float | None:
-    if not cast("Any", req).HasField(name):
+    raw = present.get(name)
+    if raw is None:
         return None
-    value = float(getattr(req, name))
+    value = float(raw)
     too_low = value <= low if low_open else value < low
     if math.isnan(value) or too_low or value > high:
         bound = "(" if low_open else "["
@@ -213,35 +214,37 @@ def chat_request(req: ChatLike, *, max_image_bytes: int) -> t.ChatRequest:
     messages = tuple(
         _message(m, f"messages[{i}]", max_image_bytes) for i, m in enumerate(req.messages)
     )
-    max_tokens = None
-    if req.HasField("max_tokens"):
-        max_tokens = req.max_tokens
-        if max_tokens < 0:
-            raise RequestInvalid("max_tokens", f"must not be negative, got {max_tokens}")
-    if len(req.stop) > _MAX_STOP:
+    # One C call lists the fields that are set; most requests set only a few, so the checks
+    # below skip the rest without a HasField per field.
+    present = {fd.name: value for fd, value in req.ListFields()}
+    max_tokens = present.get("max_tokens")
+    if max_tokens is not None and max_tokens < 0:
+        raise RequestInvalid("max_tokens", f"must not be negative, got {max_tokens}")
+    stop = present.get("stop", ())
+    if len(stop) > _MAX_STOP:
         raise RequestInvalid("stop", f"at most {_MAX_STOP} stop sequences")
     sampling = t.Sampling(
-        temperature=_optional_float(req, "temperature", 0.0, 2.0),
-        top_p=_optional_float(req, "top_p", 0.0, 1.0, low_open=True),
+        temperature=_optional_float(present, "temperature", 0.0, 2.0),
+        top_p=_optional_float(present, "top_p", 0.0, 1.0, low_open=True),
         max_tokens=max_tokens,
-        stop=tuple(req.stop),
-        seed=req.seed if req.HasField("seed") else None,
-        presence_penalty=_optional_float(req, "presence_penalty", -2.0, 2.0),
-        frequency_penalty=_optional_float(req, "frequency_penalty", -2.0, 2.0),
-        reasoning_effort=_enum(req.reasoning_effort, _EFFORT, "reasoning_effort"),
+        stop=tuple(stop),
+        seed=present.get("seed"),
+        presence_penalty=_optional_float(present, "presence_penalty", -2.0, 2.0),
+        frequency_penalty=_optional_float(present, "frequency_penalty", -2.0, 2.0),
+        reasoning_effort=_enum(present.get("reasoning_effort", 0), _EFFORT, "reasoning_effort"),
     )
-    tools = _tools(req)
+    tools = _tools(req) if "tools" in present else ()
     return t.ChatRequest(
         messages=messages,
         model=req.model,
-        task=_enum(req.task, _TASKS, "task"),
-        privacy=_enum(req.privacy, _PRIVACY, "privacy"),
+        task=_enum(present.get("task", 0), _TASKS, "task"),
+        privacy=_enum(present.get("privacy", 0), _PRIVACY, "privacy"),
         tools=tools,
-        tool_choice=_tool_choice(req, tools),
-        response_format=_response_format(req),
+        tool_choice=_tool_choice(req, tools) if "tool_choice" in present else None,
+        response_format=_response_format(req) if "response_format" in present else None,
         sampling=sampling,
-        cache=_cache(req),
-        metadata=dict(req.metadata),
+        cache=_cache(req) if "cache" in present else t.CacheControl(),
+        metadata=dict(present["metadata"]) if "metadata" in present else {},
     )
 
 
