@@ -22,7 +22,6 @@ from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_c
 from llm_gateway_server.config.server import TlsConfig
 from llm_gateway_server.gateway import Gateway
 from llm_gateway_server.providers.base import Provider
-from llm_gateway_server.providers.litellm_adapter import load_litellm
 from llm_gateway_server.providers.registry import build_provider
 from llm_gateway_server.routing.breakers import memory_storage
 from llm_gateway_server.routing.router import Router
@@ -60,6 +59,8 @@ async def preload_litellm(snapshot: ConfigSnapshot) -> None:
     """
     cfg = snapshot.config
     if any(not p.native for n, p in cfg.providers.items() if snapshot.provider_enabled(n)):
+        from llm_gateway_server.providers.litellm_adapter import load_litellm
+
         await asyncio.to_thread(load_litellm)
 
 
