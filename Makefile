@@ -16,8 +16,9 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 GEN_DIR := clients/python/src
 PROTO_FILES := $(wildcard proto/llmgateway/v1/*.proto)
-# buf breaking compares the contract with this git ref (main by default).
-BREAKING_AGAINST ?= main
+# buf breaking compares the contract with this git ref; empty: main, or on main itself
+# (as in CI) the contract as it was before the last commit that changed it.
+BREAKING_AGAINST ?=
 
 .PHONY: help install run proto proto-check lint typecheck buf-lint buf-breaking test test-unit ci clean
 
@@ -60,10 +61,17 @@ buf-lint: install ## buf lint (STANDARD + COMMENTS) and buf format check.
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 
-buf-breaking: install ## buf breaking against $(BREAKING_AGAINST) (skipped when that ref has no contract yet).
-	@if git cat-file -e "$(BREAKING_AGAINST):proto/llmgateway/v1/gateway_service.proto" 2>/dev/null; then \
-		$(VENV)/bin/buf breaking --against ".git#ref=$(BREAKING_AGAINST)"; \
-	else echo "buf breaking: $(BREAKING_AGAINST) has no contract yet, nothing to compare"; fi
+buf-breaking: install ## buf breaking against $(BREAKING_AGAINST) (default: main; on main itself, the contract before its last change).
+	@ref="$(BREAKING_AGAINST)"; \
+	if [ -z "$$ref" ]; then \
+		if [ "$$(git rev-parse HEAD)" != "$$(git rev-parse -q --verify main)" ]; then ref=main; \
+		else last=$$(git log -n 1 --format=%H -- proto/); \
+			ref=$$(git rev-parse -q --verify "$$last~1" 2>/dev/null); fi; \
+	fi; \
+	if [ -n "$$ref" ] && git cat-file -e "$$ref:proto/llmgateway/v1/gateway_service.proto" 2>/dev/null; then \
+		echo "buf breaking against $$ref"; \
+		$(VENV)/bin/buf breaking --against ".git#ref=$$ref"; \
+	else echo "buf breaking: no earlier contract to compare with ($${ref:-none})"; fi
 
 lint: install ## ruff lint and format check.
 	$(VENV)/bin/ruff check .

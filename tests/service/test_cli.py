@@ -14,8 +14,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc, models_pb2
-from tests.fakes import FakeOpenAI
-from tests.service.conftest import config_for
+from tests.fakes import Behaviour, FakeOpenAI
+from tests.service.conftest import Running, config_for
 
 CLI = [sys.executable, "-m", "llm_gateway_server"]
 
@@ -125,4 +125,59 @@ async def test_workers_share_one_port_and_sighup_reloads(
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)
         log.close()
+    assert code == 0
+
+
+async def _run_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_chat_and_models_clients(gateway: Running, upstream: FakeOpenAI) -> None:
+    upstream.behaviour = Behaviour(content="streamed to the terminal", reasoning="hmm")
+    code, out, err = await _run_cli(
+        "chat", "--target", gateway.address, "--show-reasoning", "Hello", "there"
+    )
+    assert code == 0, err
+    assert out.strip() == "streamed to the terminal"
+    assert "hmm" in err
+    assert "local/m1 via chat" in err
+    assert upstream.last_request.json["messages"][-1]["content"] == "Hello there"
+    code, out, err = await _run_cli("models", "--target", gateway.address)
+    assert code == 0, err
+    assert "chat  task=chat" in out
+    assert "local/m1" in out
+    code, _, err = await _run_cli("chat", "--target", gateway.address, "--model", "nope", "x")
+    assert code == 1
+    assert "NOT_FOUND" in err
+
+
+async def test_a_watched_config_file_reloads(upstream: FakeOpenAI, tmp_path: Path) -> None:
+    port = _free_port()
+    path = tmp_path / "gw.yaml"
+    text = config_for(upstream.base_url).replace("'127.0.0.1:0'", f"'127.0.0.1:{port}'")
+    path.write_text(text.replace("drain_delay_s: 0.5}", "drain_delay_s: 0.5, watch_config: true}"))
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        address = f"127.0.0.1:{port}"
+        await _wait_serving(address)
+        path.write_text(path.read_text().replace("model: m1", "model: m7"))
+        seen: set[str] = set()
+        for _ in range(100):
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+                models = await stub.ListModels(models_pb2.ListModelsRequest(), timeout=5)
+            seen = {t.model for r in models.routes if r.name == "chat" for t in r.targets}
+            if seen == {"m7"}:
+                break
+            await asyncio.sleep(0.1)
+        assert seen == {"m7"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
     assert code == 0
