@@ -36,7 +36,9 @@ async def test_first_delta_arrives_before_the_upstream_finishes(
 async def test_every_chunk_is_its_own_delta(
     case: AdapterCase, fake: FakeUpstream, provider: Provider
 ) -> None:
-    fake.behaviour = Behaviour(content=CONTENT)
+    # Frames that arrive apart leave apart; the native adapter may merge frames that arrive
+    # in one read (see core.assembly.coalesce), which never delays anything.
+    fake.behaviour = Behaviour(content=CONTENT, chunk_delay_s=0.02)
     deltas = await collect(provider, chat_request(case.model))
     assert [d.content for d in deltas if d.content] == ["one ", "two ", "three ", "four ", "five"]
     assert deltas[-1].usage is not None and deltas[-1].usage.prompt_tokens == 11

@@ -48,7 +48,11 @@ async def test_reasoning_only_answer_is_not_empty(gateway: Running, upstream: Fa
 
 
 async def test_stream_sends_deltas_then_summary(gateway: Running, upstream: FakeOpenAI) -> None:
-    upstream.behaviour = Behaviour(content="one two three four", usage=FakeUsage(4, 4))
+    # Frames 20 ms apart arrive in separate reads, so each is its own delta (frames that
+    # arrive together may leave as one message: nothing waits, nothing is held back).
+    upstream.behaviour = Behaviour(
+        content="one two three four", usage=FakeUsage(4, 4), chunk_delay_s=0.02
+    )
     messages = [
         m
         async for m in gateway.stub.StreamChat(

@@ -54,3 +54,34 @@ class AnswerBuilder:
             usage=usage or self.usage or Usage(),
             model=model or self.model,
         )
+
+
+def coalesce(deltas: list[ChatDelta]) -> list[ChatDelta]:
+    """Merge consecutive payload-only deltas that arrived in one read into one delta.
+
+    Nothing waits for more data: only deltas already in hand are merged, so latency is
+    unchanged. When the gateway falls behind, several upstream events arrive per read and
+    each then costs one gRPC message instead of several (sending a message is most of the
+    CPU a streamed token costs). Deltas carrying a finish reason or usage stay separate.
+    """
+    if len(deltas) < 2:
+        return deltas
+    merged: list[ChatDelta] = []
+    for delta in deltas:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and last.finish_reason is None
+            and last.usage is None
+            and delta.finish_reason is None
+            and delta.usage is None
+        ):
+            merged[-1] = ChatDelta(
+                content=last.content + delta.content,
+                reasoning_content=last.reasoning_content + delta.reasoning_content,
+                tool_calls=last.tool_calls + delta.tool_calls,
+                model=last.model or delta.model,
+            )
+        else:
+            merged.append(delta)
+    return merged

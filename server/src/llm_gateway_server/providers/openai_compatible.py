@@ -17,7 +17,7 @@ import orjson
 from opentelemetry import propagate
 
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
-from llm_gateway_server.core.assembly import AnswerBuilder
+from llm_gateway_server.core.assembly import AnswerBuilder, coalesce
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import (
     ChatAnswer,
@@ -128,24 +128,39 @@ class OpenAICompatibleProvider:
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
             done = False
             async for chunk in resp.content.iter_any():
-                for delta in self._deltas(assembler, parser.feed(chunk)):
-                    if delta is None:
-                        done = True
-                        break
+                batch, done, error = self._batch(assembler, parser.feed(chunk))
+                for delta in coalesce(batch):
                     yield delta
+                if error is not None:
+                    raise error
                 if done:
                     break
             else:
-                for delta in self._deltas(assembler, parser.flush()):
-                    if delta is None:
-                        done = True
-                        break
+                batch, done, error = self._batch(assembler, parser.flush())
+                for delta in coalesce(batch):
                     yield delta
+                if error is not None:
+                    raise error
             final = assembler.end(done=done)
             if final is not None:
                 yield final
             if done and not resp.content.at_eof():
                 await _drain(resp)
+
+    def _batch(
+        self, assembler: StreamAssembler, events: list[SSEEvent]
+    ) -> tuple[list[ChatDelta], bool, UpstreamError | None]:
+        """The deltas of the events of one read, whether the stream's end was among them, and
+        the error of a bad event (raised after the deltas before it were sent)."""
+        batch: list[ChatDelta] = []
+        try:
+            for delta in self._deltas(assembler, events):
+                if delta is None:
+                    return batch, True, None
+                batch.append(delta)
+        except UpstreamError as exc:
+            return batch, False, exc
+        return batch, False, None
 
     async def embed(self, request: ProviderEmbedRequest, *, timeout_s: float) -> EmbedAnswer:
         """POST /embeddings; vectors come back in input order."""
