@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -160,9 +161,11 @@ async def test_a_watched_config_file_reloads(upstream: FakeOpenAI, tmp_path: Pat
     path = tmp_path / "gw.yaml"
     text = config_for(upstream.base_url).replace("'127.0.0.1:0'", f"'127.0.0.1:{port}'")
     path.write_text(text.replace("drain_delay_s: 0.5}", "drain_delay_s: 0.5, watch_config: true}"))
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log_path = tmp_path / "serve.err"
+    with log_path.open("w") as err:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=err
+        )
     try:
         address = f"127.0.0.1:{port}"
         await _wait_serving(address)
@@ -181,3 +184,7 @@ async def test_a_watched_config_file_reloads(upstream: FakeOpenAI, tmp_path: Pat
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)
     assert code == 0
+    # The configured log format is in force: every line is one JSON object.
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    assert any("serving on port" in line["message"] for line in lines)
+    assert any("config reloaded" in line["message"] for line in lines)

@@ -60,8 +60,11 @@ async def serve_forever(
 ) -> None:
     """Serve until SIGTERM or SIGINT; SIGHUP (or a changed file, if watched) reloads."""
     from llm_gateway_server.app import build_server
+    from llm_gateway_server.telemetry.logging import configure_logging
     from llm_gateway_server.telemetry.setup import setup_telemetry
 
+    # Before anything logs: the configured format and level, secrets redacted everywhere.
+    configure_logging(snapshot.config.telemetry, secrets=snapshot.secrets())
     telemetry = setup_telemetry(snapshot.config.telemetry, worker_index=worker)
     server = await build_server(
         snapshot, listen=listen, config_path=config_path, telemetry=telemetry, reuse_port=reuse_port

@@ -76,6 +76,11 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     ) -> None:
         if isinstance(exc, GatewayError):
             status = to_status(exc, request_id)
+            attempts = getattr(exc, "attempts", None)
+            if scope is not None and attempts:
+                # The fallback trace of a failed call still belongs in its log line.
+                scope.attempts = len(attempts)
+                scope.fallbacks = max(len(attempts) - 1, 0)
             if scope is not None:
                 scope.end(status_code(exc).name, error_reason=exc.reason, error_message=exc.message)
         else:
