@@ -78,6 +78,20 @@ async def _wait_serving(address: str, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
+async def _chat_models_become(address: str, wanted: set[str], timeout: float = 10.0) -> set[str]:
+    """Poll ListModels (new connections each time) until route chat has ``wanted`` targets."""
+    seen: set[str] = set()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while seen != wanted and asyncio.get_running_loop().time() < deadline:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+            models = await stub.ListModels(models_pb2.ListModelsRequest(), timeout=5)
+        seen = {t.model for r in models.routes if r.name == "chat" for t in r.targets}
+        if seen != wanted:
+            await asyncio.sleep(0.1)
+    return seen
+
+
 async def test_workers_share_one_port_and_sighup_reloads(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
@@ -112,16 +126,7 @@ async def test_workers_share_one_port_and_sighup_reloads(
                 assert answer.model == "m1"
         path.write_text(path.read_text().replace("model: m1", "model: m9"))
         proc.send_signal(signal.SIGHUP)
-        seen: set[str] = set()
-        for _ in range(100):
-            async with grpc.aio.insecure_channel(address) as channel:
-                stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
-                models = await stub.ListModels(models_pb2.ListModelsRequest(), timeout=5)
-                seen = {t.model for r in models.routes if r.name == "chat" for t in r.targets}
-            if seen == {"m9"}:
-                break
-            await asyncio.sleep(0.1)
-        assert seen == {"m9"}
+        assert await _chat_models_become(address, {"m9"}) == {"m9"}
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)
@@ -170,16 +175,7 @@ async def test_a_watched_config_file_reloads(upstream: FakeOpenAI, tmp_path: Pat
         address = f"127.0.0.1:{port}"
         await _wait_serving(address)
         path.write_text(path.read_text().replace("model: m1", "model: m7"))
-        seen: set[str] = set()
-        for _ in range(100):
-            async with grpc.aio.insecure_channel(address) as channel:
-                stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
-                models = await stub.ListModels(models_pb2.ListModelsRequest(), timeout=5)
-            seen = {t.model for r in models.routes if r.name == "chat" for t in r.targets}
-            if seen == {"m7"}:
-                break
-            await asyncio.sleep(0.1)
-        assert seen == {"m7"}
+        assert await _chat_models_become(address, {"m7"}) == {"m7"}
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)
