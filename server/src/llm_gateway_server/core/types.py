@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 class Role(enum.StrEnum):
@@ -350,6 +350,33 @@ class Principal:
 ANONYMOUS = Principal(tenant="anonymous")
 
 
+class AttemptSink(Protocol):
+    """Where routing reports each attempt as it starts and ends (the call record is one).
+
+    Routing calls ``attempt_started`` before an upstream call (or a skip for an open breaker
+    or a full queue) and ``attempt_ended`` exactly once per started attempt, on every exit
+    path, cancellation included: a cancelled call's record still names its target.
+    """
+
+    def attempt_started(self, provider: str, model: str) -> None:
+        """An attempt on ``provider``/``model`` begins."""
+
+    def attempt_ended(self, record: AttemptRecord) -> None:
+        """The attempt that began last ended as ``record`` says."""
+
+
+class _NoAttempts:
+    def attempt_started(self, provider: str, model: str) -> None:
+        return None
+
+    def attempt_ended(self, record: AttemptRecord) -> None:
+        return None
+
+
+#: The sink of calls that record nothing (unit tests, probes).
+NO_ATTEMPTS: AttemptSink = _NoAttempts()
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """Per-call facts routing and state need, without any gRPC object."""
@@ -359,3 +386,5 @@ class CallContext:
     deadline: float
     principal: Principal = ANONYMOUS
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Receives every attempt routing makes for this call.
+    attempts: AttemptSink = NO_ATTEMPTS

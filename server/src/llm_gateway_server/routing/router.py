@@ -16,6 +16,7 @@ from llm_gateway_server.core.types import (
     ChatDelta,
     ChatRequest,
     EmbedRequest,
+    FinishReason,
     Principal,
     Privacy,
     Sampling,
@@ -28,7 +29,12 @@ from llm_gateway_server.routing.fallback import ChatOp, EmbedOp, run_unary
 from llm_gateway_server.routing.observer import NoopObserver, RoutingObserver
 from llm_gateway_server.routing.privacy import ceiling, default_privacy, locality_permitted
 from llm_gateway_server.routing.probes import ProbeRunner
-from llm_gateway_server.routing.results import ChatResult, EmbedResult, StreamSummary
+from llm_gateway_server.routing.results import (
+    ChatResult,
+    EmbedResult,
+    RoutedStream,
+    StreamSummary,
+)
 from llm_gateway_server.routing.routes import Resolution, resolve
 from llm_gateway_server.routing.streaming import run_stream
 from llm_gateway_server.routing.table import RoutingTable, build_table
@@ -184,6 +190,15 @@ class Router:
         )
         return _checked_stream(calls, request)
 
+    async def open_stream(
+        self, resolution: Resolution, request: ChatRequest, ctx: CallContext
+    ) -> RoutedStream:
+        """A committed stream (see ``RoutedStream``): fallback runs until the first delta.
+
+        Interim: wraps ``stream``; the attempt engine replaces both.
+        """
+        return await _GeneratorStream.open(resolution.route, self.stream(resolution, request, ctx))
+
     async def embed(
         self, resolution: Resolution, request: EmbedRequest, ctx: CallContext
     ) -> EmbedResult:
@@ -319,6 +334,66 @@ async def _checked_stream(
     async with contextlib.aclosing(run_stream(calls, request)) as items:
         async for item in items:
             yield item
+
+
+class _GeneratorStream:
+    """``RoutedStream`` over the generator of ``run_stream`` (interim, see ``open_stream``)."""
+
+    def __init__(
+        self,
+        route: str,
+        items: AsyncGenerator[ChatDelta | StreamSummary, None],
+        first: ChatDelta | StreamSummary,
+    ) -> None:
+        self.route = route
+        self._items = items
+        self._first: ChatDelta | StreamSummary | None = first
+        self._summary: StreamSummary | None = None
+        self._provider = ""
+        self._model = ""
+
+    @classmethod
+    async def open(
+        cls, route: str, items: AsyncGenerator[ChatDelta | StreamSummary, None]
+    ) -> _GeneratorStream:
+        try:
+            first = await anext(items)
+        except BaseException:
+            await items.aclose()
+            raise
+        stream = cls(route, items, first)
+        if isinstance(first, StreamSummary):
+            stream._summary = first
+        return stream
+
+    @property
+    def provider(self) -> str:
+        return self._summary.provider if self._summary else self._provider
+
+    @property
+    def model(self) -> str:
+        return self._summary.model if self._summary else self._model
+
+    @property
+    def summary(self) -> StreamSummary | None:
+        return self._summary
+
+    async def __aiter__(self) -> AsyncGenerator[ChatDelta, None]:
+        first, self._first = self._first, None
+        if isinstance(first, ChatDelta):
+            yield first
+        async for item in self._items:
+            if isinstance(item, StreamSummary):
+                self._summary = item
+                return
+            yield item
+
+    async def aclose(self) -> None:
+        await self._items.aclose()
+        if self._summary is None:
+            self._summary = StreamSummary(
+                FinishReason.ERROR, None, self.route, self._provider, self._model, (), cut=True
+            )
 
 
 def _target_health(table: RoutingTable, state: TargetState) -> TargetHealth:
