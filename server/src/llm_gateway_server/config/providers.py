@@ -96,6 +96,19 @@ class ProviderConfig(BaseModel):
     max_in_flight: int = Field(default=0, ge=0)
     #: Calls waiting for a slot at most; beyond it: RESOURCE_EXHAUSTED.
     max_queue: int = Field(default=64, ge=0)
+    #: Seconds the first streamed token may take (a model loading, a long prompt); past it
+    #: the call moves to the next target before anything was sent. Unset: only ``timeout_s``.
+    first_token_timeout_s: float | None = Field(default=None, gt=0)
+    #: Pooled HTTP connections to this provider at most (native kinds). 0: sized from
+    #: ``max_in_flight``, or unlimited with it, so the pool is never the gateway's own limit.
+    max_connections: int = Field(default=0, ge=0)
+    #: Bytes of one upstream answer at most (a larger one is BAD_RESPONSE, read no further).
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    #: Bytes of one SSE line or event at most (streams).
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: Move inline ``<think>...</think>`` at the start of the content into the reasoning
+    #: text. Unset: on for local providers (DeepSeek-R1, Qwen3 through Ollama or llama.cpp).
+    reasoning_tags: bool | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)

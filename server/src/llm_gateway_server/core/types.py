@@ -328,6 +328,8 @@ class AttemptRecord:
     latency_s: float
     error: str = ""
     retries: int = 0
+    #: What the upstream reported (or was counted) for this attempt, if it answered.
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)
