@@ -1,4 +1,4 @@
-"""Fixtures: a fake GatewayService on a real grpc.aio server, in this loop or a thread."""
+"""Fixtures: the shipped fake GatewayService (llmgateway.testing), in this loop or a thread."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from .fake_gateway import FakeGateway, ServerThread, start_server
+from llmgateway.testing import FakeGateway, serve, serve_in_thread
 
 
 @pytest.fixture
@@ -17,19 +17,12 @@ def fake() -> FakeGateway:
 @pytest.fixture
 def threaded_target(fake: FakeGateway) -> Iterator[str]:
     """The fake served from a background thread's loop, for the blocking client."""
-    server = ServerThread(fake)
-    target = server.start()
-    try:
+    with serve_in_thread(fake) as target:
         yield target
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 async def aio_target(fake: FakeGateway) -> AsyncIterator[str]:
     """The fake served on the test's own event loop, for the asyncio client."""
-    server, target = await start_server(fake)
-    try:
+    async with serve(fake) as target:
         yield target
-    finally:
-        await server.stop(grace=None)

@@ -10,9 +10,8 @@ import pytest
 import trustme
 
 from llmgateway.client import AsyncGatewayClient, GatewayError
+from llmgateway.testing import FakeGateway, rich_status, start_server, unavailable
 from llmgateway.v1 import chat_pb2, common_pb2
-
-from .fake_gateway import FakeGateway, rich_status, start_server, unavailable
 
 API_KEY = "sk-test-async-0123456789"
 

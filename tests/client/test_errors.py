@@ -6,8 +6,7 @@ import grpc
 import grpc.aio
 
 from llmgateway.client import GatewayError
-
-from .fake_gateway import rich_status
+from llmgateway.testing import rich_status
 
 DETAILS_KEY = "grpc-status-details-bin"
 

@@ -28,13 +28,20 @@ GENERATED = Path(llmgateway.v1.__file__).parent
 
 TYPED_USE = """\
 from llmgateway.client import AsyncGatewayClient, GatewayClient, GatewayError
+from llmgateway.testing import FakeGateway, serve_in_thread
 from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
 
 
 def answer(client: GatewayClient) -> str:
-    response = client.chat("hi")
+    response = client.chat("hi", tools=[{"type": "function", "function": {"name": "f"}}])
     reveal_type(response)
+    reveal_type(response.finish_reason)
+    client.embed("one text")
     return response.content
+
+
+def misspelled(client: GatewayClient) -> str:
+    return client.complete("hi", model="chat", temprature=0.2)
 
 
 wrong: int = chat_pb2.ChatRequest().model
@@ -116,6 +123,7 @@ def test_installed_package_ships_stubs_and_py_typed(installed: Path, tmp_path: P
     expected = sorted(path.name for path in GENERATED.glob("*.pyi"))
     assert expected and shipped == expected
     assert (package / "client" / "sync_client.py").is_file()
+    assert (package / "testing" / "fake_gateway.py").is_file()
 
 
 @pytest.mark.slow
@@ -131,11 +139,13 @@ def test_mypy_uses_the_installed_stubs(installed: Path, tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
     out = done.stdout
-    assert 'Revealed type is "llmgateway.v1.chat_pb2.ChatResponse"' in out, out
-    # Exactly the planted error: the generated stubs type `model` as str.
+    assert 'Revealed type is "llmgateway.client.answers.ChatAnswer"' in out, out
+    assert 'Revealed type is "llmgateway.client.answers.FinishReason"' in out, out
+    # Exactly the planted errors: the misspelled option, and `model` typed as str.
     errors = [line for line in out.splitlines() if ": error:" in line]
-    assert len(errors) == 1, out
-    assert 'expression has type "str", variable has type "int"' in errors[0]
+    assert len(errors) == 2, out
+    assert 'Unexpected keyword argument "temprature"' in errors[0]
+    assert 'expression has type "str", variable has type "int"' in errors[1]
 
 
 def test_lower_bounds_match_the_generated_code() -> None:

@@ -6,9 +6,8 @@ import grpc
 import pytest
 
 from llmgateway.client import GatewayClient, GatewayError
+from llmgateway.testing import FakeGateway, rich_status, unavailable
 from llmgateway.v1 import chat_pb2, common_pb2
-
-from .fake_gateway import FakeGateway, rich_status, unavailable
 
 API_KEY = "sk-test-0123456789"
 
@@ -276,9 +275,11 @@ def test_embed_returns_one_vector_per_input_in_order(
 ) -> None:
     with GatewayClient(threaded_target) as client:
         vectors = client.embed(["a", "bbb", "cc"], model="embedding", dimensions=2)
-        with pytest.raises(TypeError, match="list of strings"):
-            client.embed("not a list")
+        # A bare str is one input (as in the openai SDK), not a list of characters.
+        single = client.embed("four")
     assert vectors == [[1.0, 0.0], [3.0, 1.0], [2.0, 2.0]]
+    assert single == [[4.0, 0.0]]
+    assert list(fake.calls[1].request.inputs) == ["four"]
     sent = fake.calls[0].request
     assert list(sent.inputs) == ["a", "bbb", "cc"]
     assert sent.model == "embedding"

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self, Unpack
 
 import grpc
 import grpc.aio
 
+from llmgateway.client.answers import ChatAnswer
 from llmgateway.client.client_base import ClientBase
 from llmgateway.client.errors import gateway_errors
+from llmgateway.client.options import ChatOptions, EnumLike
 from llmgateway.client.request_builders import (
     ChatInput,
-    EnumLike,
     build_chat_request,
     build_embed_request,
     list_models_request,
+    split_call_options,
     to_stream_request,
 )
 from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc, models_pb2, stats_pb2
@@ -84,57 +86,36 @@ class AsyncGatewayClient(ClientBase):
     ) -> None:
         await self.close()
 
-    async def chat(
-        self,
-        messages: ChatInput,
-        *,
-        model: str = "",
-        system: str | None = None,
-        privacy: EnumLike | None = None,
-        task: EnumLike | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        timeout: float | None = None,
-        request_id: str | None = None,
-        **fields: Any,
-    ) -> chat_pb2.ChatResponse:
+    async def chat(self, messages: ChatInput, **options: Unpack[ChatOptions]) -> ChatAnswer:
         """Ask for one complete answer.
 
         Args:
-            messages: A user prompt, a list of turns (Messages or dicts such as
-                `{"role": "user", "content": "Hi"}`), or a whole request.
-            model: A route name (`chat`, `vision`) or `provider/model`.
-            system: A system prompt put before the conversation.
-            privacy: `"strict"`, `"flexible"` or a `Privacy` value.
-            task: `"chat"`, `"vision"`, `"ocr"` or a `Task` value.
-            temperature: Sampling temperature; unset means the model's default.
-            max_tokens: Upper bound on generated tokens, reasoning included.
-            timeout: This call's deadline in seconds instead of the default.
-            request_id: Sent as `x-request-id`; the gateway logs under it.
-            **fields: Any other ChatRequest field by name (`top_p`, `stop`,
-                `tools`, `reasoning_effort="high"`, `metadata`...).
+            messages: A user prompt, a list of turns (Messages, or dicts as
+                the openai SDK or the proto's JSON form spells them), or a
+                whole request.
+            **options: The ChatOptions: `model`, `system`, `privacy`, `task`,
+                `tools`, `tool_choice`, `response_format`, `temperature`,
+                `max_tokens`, `reasoning_effort`, ..., `timeout`, `request_id`.
+                Enums take short names (`"strict"`, `"high"`); `tools`,
+                `tool_choice` and `response_format` take openai SDK dicts.
 
         Returns:
             The answer, with `content`, `reasoning_content`, `tool_calls`,
-            `finish_reason`, `usage` and the fallback trace (`attempts`).
+            `finish_reason`, `usage`, the fallback trace (`attempts`) and the
+            ChatResponse itself (`response`).
 
         Raises:
+            TypeError: An unknown option.
+            ValueError: An option's value does not fit its field.
             GatewayError: The call failed.
         """
-        request = build_chat_request(
-            messages,
-            model=model,
-            system=system,
-            privacy=privacy,
-            task=task,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            fields=fields,
-        )
+        fields, timeout, request_id = split_call_options(options)
+        request = build_chat_request(messages, fields)
         with gateway_errors(request_id):
-            return await self._stub.Chat(request, **self._call(timeout, request_id))
+            response = await self._stub.Chat(request, **self._call(timeout, request_id))
+        return ChatAnswer(response)
 
-    async def complete(self, text: str, **options: Any) -> str:
+    async def complete(self, text: str, **options: Unpack[ChatOptions]) -> str:
         """Text in, text out: the answer's content for a one-turn prompt.
 
         Takes the options of `chat()`. A reasoning model that spent its token
@@ -147,18 +128,7 @@ class AsyncGatewayClient(ClientBase):
         return (await self.chat(text, **options)).content
 
     async def stream(
-        self,
-        messages: ChatInput,
-        *,
-        model: str = "",
-        system: str | None = None,
-        privacy: EnumLike | None = None,
-        task: EnumLike | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        timeout: float | None = None,
-        request_id: str | None = None,
-        **fields: Any,
+        self, messages: ChatInput, **options: Unpack[ChatOptions]
     ) -> AsyncGenerator[chat_pb2.StreamChatResponse, None]:
         """Stream an answer: deltas as they are generated, then one summary.
 
@@ -170,16 +140,8 @@ class AsyncGatewayClient(ClientBase):
             GatewayError: The call failed, also after some deltas: then the
                 summary had `cut` set and the reason is `STREAM_INTERRUPTED`.
         """
-        request = build_chat_request(
-            messages,
-            model=model,
-            system=system,
-            privacy=privacy,
-            task=task,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            fields=fields,
-        )
+        fields, timeout, request_id = split_call_options(options)
+        request = build_chat_request(messages, fields)
         call = self._stub.StreamChat(to_stream_request(request), **self._call(timeout, request_id))
         try:
             with gateway_errors(request_id):
@@ -188,7 +150,9 @@ class AsyncGatewayClient(ClientBase):
         finally:
             call.cancel()
 
-    async def stream_text(self, messages: ChatInput, **options: Any) -> AsyncGenerator[str, None]:
+    async def stream_text(
+        self, messages: ChatInput, **options: Unpack[ChatOptions]
+    ) -> AsyncGenerator[str, None]:
         """Stream only the answer's content, piece by piece.
 
         Takes the arguments of `stream()`. Reasoning and tool-call deltas and
@@ -203,7 +167,7 @@ class AsyncGatewayClient(ClientBase):
 
     async def embed(
         self,
-        inputs: Sequence[str],
+        inputs: str | Sequence[str],
         *,
         model: str = "",
         privacy: EnumLike | None = None,
@@ -211,7 +175,7 @@ class AsyncGatewayClient(ClientBase):
         timeout: float | None = None,
         request_id: str | None = None,
     ) -> list[list[float]]:
-        """Embed a batch of texts: one vector per input, in input order.
+        """Embed texts: one vector per input, in input order (one for a str).
 
         Raises:
             GatewayError: The call failed.

@@ -12,8 +12,10 @@ import grpc
 from llmgateway.client.errors import REQUEST_ID_KEY
 from llmgateway.v1 import gateway_service_pb2
 
-#: Default deadline of every call, in seconds.
-DEFAULT_TIMEOUT_S = 30.0
+#: Default deadline of every call, in seconds: the gateway's own default
+#: (`server.default_deadline_s`), so a call the gateway would finish is not
+#: cut short by the client.
+DEFAULT_TIMEOUT_S = 300.0
 #: The gateway's default largest message (its `server.max_message_bytes`).
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Attempts per call (first try included) when UNAVAILABLE is retried.

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
 
+from llmgateway.client.openai_shapes import (
+    enum_value,
+    to_cache,
+    to_message,
+    to_response_format,
+    to_tool,
+    to_tool_choice,
+)
+from llmgateway.client.options import CALL_OPTIONS, REQUEST_OPTIONS, EnumLike
 from llmgateway.v1 import chat_pb2, embed_pb2, models_pb2
 
-#: An enum given as its number, its full name (`PRIVACY_STRICT`) or its short
-#: name in any case (`strict`).
-EnumLike: TypeAlias = str | int
 #: A conversation turn: a Message, or a mapping such as
-#: `{"role": "user", "content": "Hi"}` (other keys as in the Message's JSON form).
+#: `{"role": "user", "content": "Hi"}` (openai SDK turns, with content parts
+#: and tool calls, or the Message's JSON form).
 MessageLike: TypeAlias = chat_pb2.Message | Mapping[str, Any]
 #: What `chat()` and `stream()` accept: a user prompt, a conversation, or a
 #: whole request (either kind; they have the same fields).
@@ -22,87 +30,76 @@ ChatInput: TypeAlias = (
     str | chat_pb2.ChatRequest | chat_pb2.StreamChatRequest | Sequence[MessageLike]
 )
 
-
-def enum_value(enum: EnumDescriptor, value: EnumLike) -> int:
-    """Resolve an enum given as a number, full name or short name to its number.
-
-    Raises:
-        ValueError: The value names no member of the enum.
-    """
-    if isinstance(value, bool):
-        raise TypeError(f"{enum.name} expects a name or number, got a bool")
-    if isinstance(value, int):
-        if value not in enum.values_by_number:
-            raise ValueError(f"{value} is not a {enum.name} value")
-        return value
-    # The zero value is X_UNSPECIFIED by the proto's convention, so its name
-    # gives the prefix that short names leave out.
-    prefix = enum.values_by_number[0].name.removesuffix("UNSPECIFIED")
-    name = value.strip().upper().replace("-", "_")
-    member = enum.values_by_name.get(name) or enum.values_by_name.get(prefix + name)
-    if member is None:
-        choices = ", ".join(v.name.removeprefix(prefix).lower() for v in enum.values if v.number)
-        raise ValueError(f"{value!r} is not a {enum.name}; expected one of: {choices}")
-    return int(member.number)
+# Options whose value is a whole message, built by a converter of its own.
+_MESSAGE_OPTIONS: dict[str, Callable[[Any], Message]] = {
+    "tool_choice": to_tool_choice,
+    "response_format": to_response_format,
+    "cache": to_cache,
+}
+_ENUM_OPTIONS = ("privacy", "task", "reasoning_effort")
 
 
-def to_message(message: MessageLike) -> chat_pb2.Message:
-    """A conversation turn as a Message; a mapping's `role` may be a short name."""
-    if isinstance(message, chat_pb2.Message):
-        return message
-    fields = dict(message)
-    role = fields.pop("role", None)
-    built = json_format.ParseDict(fields, chat_pb2.Message())
-    if role is not None:
-        built.role = chat_pb2.Role.ValueType(enum_value(chat_pb2.Role.DESCRIPTOR, role))
-    return built
+def split_call_options(
+    options: Mapping[str, Any],
+) -> tuple[dict[str, Any], float | None, str | None]:
+    """The request options apart from the call's own `timeout` and `request_id`."""
+    request = {k: v for k, v in options.items() if k not in CALL_OPTIONS}
+    return request, options.get("timeout"), options.get("request_id")
 
 
-def build_chat_request(
-    messages: ChatInput,
-    *,
-    model: str = "",
-    system: str | None = None,
-    privacy: EnumLike | None = None,
-    task: EnumLike | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    fields: Mapping[str, Any] | None = None,
-) -> chat_pb2.ChatRequest:
-    """A ChatRequest from a prompt or conversation plus options.
-
-    `fields` sets any other ChatRequest field by name (`top_p`, `stop`, `tools`,
-    `reasoning_effort`, `cache`, `metadata`...); top-level enum fields may be
-    short names such as `"high"`, nested messages may be dicts.
+def build_chat_request(messages: ChatInput, options: Mapping[str, Any]) -> chat_pb2.ChatRequest:
+    """A ChatRequest from a prompt or conversation plus RequestOptions.
 
     Raises:
-        TypeError: A whole request was given together with options.
-        ValueError: An enum option names no member of its enum.
+        TypeError: An unknown option (mypy catches it where the caller is
+            type-checked), or a whole request given together with options.
+        ValueError: An option's value does not fit its field.
     """
+    _check_names(options)
+    given = {name: value for name, value in options.items() if value is not None}
     if isinstance(messages, chat_pb2.ChatRequest | chat_pb2.StreamChatRequest):
-        given = [model, system, privacy, task, temperature, max_tokens, fields]
-        if any(option not in (None, "", {}) for option in given):
+        if given:
             raise TypeError("pass the options inside the request, not beside it")
         return to_chat_request(messages)
-    if fields and "messages" in fields:
-        raise TypeError("give the conversation as the first argument, not as messages=")
-    request = chat_pb2.ChatRequest(**_coerce_enums(chat_pb2.ChatRequest.DESCRIPTOR, fields or {}))
-    request.model = model or request.model
+    if isinstance(messages, bytes):
+        raise TypeError("messages must be a str prompt or a list of turns, not bytes")
+    request = chat_pb2.ChatRequest(model=given.pop("model", ""))
+    system = given.pop("system", None)
     if system is not None:
         request.messages.add(role=chat_pb2.ROLE_SYSTEM, content=system)
     if isinstance(messages, str):
         request.messages.add(role=chat_pb2.ROLE_USER, content=messages)
     else:
-        request.messages.extend(to_message(message) for message in messages)
-    if privacy is not None:
-        request.privacy = _enum_of(chat_pb2.ChatRequest.DESCRIPTOR, "privacy", privacy)
-    if task is not None:
-        request.task = _enum_of(chat_pb2.ChatRequest.DESCRIPTOR, "task", task)
-    if temperature is not None:
-        request.temperature = temperature
-    if max_tokens is not None:
-        request.max_tokens = max_tokens
+        request.messages.extend(
+            to_message(message, f"messages[{index}]") for index, message in enumerate(messages)
+        )
+    for name in _ENUM_OPTIONS:
+        if name in given:
+            setattr(request, name, _enum_of(chat_pb2.ChatRequest.DESCRIPTOR, name, given.pop(name)))
+    for name, convert in _MESSAGE_OPTIONS.items():
+        if name in given:
+            getattr(request, name).CopyFrom(convert(given.pop(name)))
+    tools = given.pop("tools", ())
+    request.tools.extend(to_tool(tool, f"tools[{index}]") for index, tool in enumerate(tools))
+    stop = given.pop("stop", ())
+    request.stop.extend([stop] if isinstance(stop, str) else stop)
+    request.metadata.update(given.pop("metadata", {}))
+    for name, value in given.items():  # The scalars: temperature, top_p, max_tokens...
+        try:
+            setattr(request, name, value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name}: {error}") from None
     return request
+
+
+def _check_names(options: Mapping[str, Any]) -> None:
+    for name in options:
+        if name == "messages":
+            raise TypeError("give the conversation as the first argument, not as messages=")
+        if name not in REQUEST_OPTIONS:
+            close = difflib.get_close_matches(name, REQUEST_OPTIONS | CALL_OPTIONS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"unexpected option {name!r}{hint}")
 
 
 def to_stream_request(
@@ -128,21 +125,22 @@ def to_chat_request(
 
 
 def build_embed_request(
-    inputs: Sequence[str],
+    inputs: str | Sequence[str],
     *,
     model: str = "",
     privacy: EnumLike | None = None,
     dimensions: int | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> embed_pb2.EmbedRequest:
-    """An EmbedRequest for a batch of texts.
+    """An EmbedRequest for one text (a str) or a batch of texts.
 
     Raises:
-        TypeError: `inputs` is a single string (a list of one is meant).
+        TypeError: `inputs` is bytes, not text.
     """
-    if isinstance(inputs, str | bytes):
-        raise TypeError("inputs must be a list of strings, not one string")
-    request = embed_pb2.EmbedRequest(model=model, inputs=list(inputs), metadata=metadata or {})
+    if isinstance(inputs, bytes):
+        raise TypeError("inputs must be a str or a list of str, not bytes")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    request = embed_pb2.EmbedRequest(model=model, inputs=texts, metadata=metadata or {})
     if privacy is not None:
         request.privacy = _enum_of(embed_pb2.EmbedRequest.DESCRIPTOR, "privacy", privacy)
     if dimensions is not None:
@@ -163,12 +161,3 @@ def _enum_of(message: Descriptor, field: str, value: EnumLike) -> Any:
     enum = message.fields_by_name[field].enum_type
     assert enum is not None, f"{message.name}.{field} is not an enum field"
     return enum_value(enum, value)
-
-
-def _coerce_enums(message: Descriptor, fields: Mapping[str, Any]) -> dict[str, Any]:
-    coerced = dict(fields)
-    for name, value in fields.items():
-        field = message.fields_by_name.get(name)
-        if field is not None and field.enum_type is not None and value is not None:
-            coerced[name] = enum_value(field.enum_type, value)
-    return coerced

@@ -1,11 +1,10 @@
-"""A scripted GatewayService servicer and real grpc.aio servers to run it on."""
+"""FakeGateway: a GatewayService servicer with scripted answers and errors."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine
-from concurrent.futures import Future
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from llmgateway.v1 import (
     stats_pb2,
 )
 
+#: The ErrorInfo domain of the gateway's own errors.
 DOMAIN = "llm-gateway"
 
 Context = grpc.aio.ServicerContext
@@ -35,9 +35,13 @@ def rich_status(
     reason: str,
     *,
     retry_after: float | None = None,
-    metadata: dict[str, str] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> status_pb2.Status:
-    """A google.rpc.Status as the gateway's error model describes it."""
+    """A google.rpc.Status as the gateway's error model describes it.
+
+    One ErrorInfo (`reason` such as `RATE_LIMITED`, domain `llm-gateway`,
+    `metadata`), plus a RetryInfo when `retry_after` is given.
+    """
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {}))
     details = [info]
@@ -69,13 +73,18 @@ class Received:
 
 @dataclass
 class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
-    """Answers predictably, fails on cue and records every call (retries included).
+    """Answers as scripted, fails on cue and records every call (retries included).
 
-    `failures` are consumed one per call, before answering: each aborts that
-    call with its status. `delay` makes every call sleep first.
+    `failures` are consumed one per call of any method, before answering:
+    each aborts that call with its status. `replies` are consumed one per
+    Chat or StreamChat call that did not fail (a stream sends the content in
+    two deltas); with none left, Chat echoes the last message as
+    `echo: <text>` and StreamChat sends `Hello`. `delay` makes every call
+    sleep first.
     """
 
     failures: list[status_pb2.Status] = field(default_factory=list)
+    replies: list[chat_pb2.ChatResponse] = field(default_factory=list)
     delay: float = 0.0
     cut_stream: bool = False
     #: Seconds StreamChat waits after its first delta (room for a cancel).
@@ -87,8 +96,45 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
     #: Set when a StreamChat handler was cancelled by its caller.
     stream_cancelled: threading.Event = field(default_factory=threading.Event)
 
+    def reply(self, content: str = "", **fields: Any) -> None:
+        """Script the next Chat/StreamChat answer: its content and any ChatResponse field."""
+        self.replies.append(chat_pb2.ChatResponse(content=content, **fields))
+
+    def fail(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str = "",
+        *,
+        retry_after: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Script the next call's failure, as the gateway reports one (see `rich_status`)."""
+        status = rich_status(
+            code, message or reason, reason, retry_after=retry_after, metadata=metadata
+        )
+        self.failures.append(status)
+
     def methods(self) -> list[str]:
+        """The methods called so far, in order (`Chat`, `StreamChat`, `Embed`...)."""
         return [call.method for call in self.calls]
+
+    def _next_reply(self, request_id: str, request: Any) -> chat_pb2.ChatResponse:
+        if self.replies:
+            reply = chat_pb2.ChatResponse()
+            reply.CopyFrom(self.replies.pop(0))
+        else:
+            last = request.messages[-1].content if request.messages else ""
+            reply = chat_pb2.ChatResponse(
+                content=f"echo: {last}",
+                reasoning_content="thinking about it",
+                finish_reason=chat_pb2.FINISH_REASON_STOP,
+            )
+        reply.request_id = reply.request_id or request_id
+        reply.route = reply.route or request.model or "chat"
+        if reply.finish_reason == chat_pb2.FINISH_REASON_UNSPECIFIED:
+            reply.finish_reason = chat_pb2.FINISH_REASON_STOP
+        return reply
 
     async def _enter(self, method: str, request: Any, context: Context[Any, Any]) -> str:
         metadata = {key: str(value) for key, value in context.invocation_metadata() or ()}
@@ -122,14 +168,7 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
         context: Context[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
     ) -> chat_pb2.ChatResponse:
         request_id = await self._enter("Chat", request, context)
-        last = request.messages[-1].content if request.messages else ""
-        return chat_pb2.ChatResponse(
-            request_id=request_id,
-            content=f"echo: {last}",
-            reasoning_content="thinking about it",
-            finish_reason=chat_pb2.FINISH_REASON_STOP,
-            route=request.model or "chat",
-        )
+        return self._next_reply(request_id, request)
 
     async def StreamChat(
         self,
@@ -137,20 +176,26 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
         context: Context[chat_pb2.StreamChatRequest, chat_pb2.StreamChatResponse],
     ) -> AsyncIterator[chat_pb2.StreamChatResponse]:
         request_id = await self._enter("StreamChat", request, context)
-        yield chat_pb2.StreamChatResponse(delta=chat_pb2.ChatDelta(reasoning_content="hmm"))
-        for piece in ("Hel", "lo"):
+        scripted = self._next_reply(request_id, request) if self.replies else None
+        content = scripted.content if scripted is not None else "Hello"
+        reasoning = scripted.reasoning_content if scripted is not None else "hmm"
+        if reasoning:
+            yield chat_pb2.StreamChatResponse(delta=chat_pb2.ChatDelta(reasoning_content=reasoning))
+        half = (len(content) + 1) // 2
+        for piece in (content[:half], content[half:]):
             yield chat_pb2.StreamChatResponse(delta=chat_pb2.ChatDelta(content=piece))
             try:
                 await asyncio.sleep(self.stream_pause)
             except asyncio.CancelledError:
                 self.stream_cancelled.set()
                 raise
+        finish = scripted.finish_reason if scripted is not None else chat_pb2.FINISH_REASON_STOP
         yield chat_pb2.StreamChatResponse(
             summary=chat_pb2.ChatSummary(
                 request_id=request_id,
-                finish_reason=(
-                    chat_pb2.FINISH_REASON_ERROR if self.cut_stream else chat_pb2.FINISH_REASON_STOP
-                ),
+                finish_reason=chat_pb2.FINISH_REASON_ERROR if self.cut_stream else finish,
+                usage=scripted.usage if scripted is not None else None,
+                route=request.model or "chat",
                 cut=self.cut_stream,
             )
         )
@@ -198,47 +243,3 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
         await self._enter("GetStats", request, context)
         row = stats_pb2.RouteStats(tenant=request.tenant or "anonymous", route="chat", requests=2)
         return stats_pb2.GetStatsResponse(stats=[row])
-
-
-async def start_server(
-    servicer: FakeGateway, credentials: grpc.ServerCredentials | None = None
-) -> tuple[grpc.aio.Server, str]:
-    """A real grpc.aio server on a free loopback port; returns it and its target."""
-    server = grpc.aio.server()
-    gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
-    address = "127.0.0.1:0"
-    port = (
-        server.add_secure_port(address, credentials)
-        if credentials is not None
-        else server.add_insecure_port(address)
-    )
-    await server.start()
-    return server, f"127.0.0.1:{port}"
-
-
-class ServerThread:
-    """Runs the aio server on its own event loop in a daemon thread, for sync clients."""
-
-    def __init__(self, servicer: FakeGateway) -> None:
-        self._servicer = servicer
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: grpc.aio.Server | None = None
-
-    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result(timeout=10)
-
-    def start(self) -> str:
-        self._thread.start()
-        self._server, target = self._run(start_server(self._servicer))
-        return str(target)
-
-    def stop(self) -> None:
-        try:
-            if self._server is not None:
-                self._run(self._server.stop(grace=None))
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
