@@ -176,6 +176,23 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
         context: Context[chat_pb2.StreamChatRequest, chat_pb2.StreamChatResponse],
     ) -> AsyncIterator[chat_pb2.StreamChatResponse]:
         request_id = await self._enter("StreamChat", request, context)
+        try:
+            async for event in self._stream_events(request_id, request):
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            # The caller's cancel lands wherever the handler is: in a sleep
+            # (CancelledError) or at a yield while gRPC writes (GeneratorExit).
+            self.stream_cancelled.set()
+            raise
+        if self.cut_stream:
+            status = rich_status(
+                grpc.StatusCode.UNAVAILABLE, "upstream failed", "STREAM_INTERRUPTED"
+            )
+            await self._abort(context, status, request_id)
+
+    async def _stream_events(
+        self, request_id: str, request: chat_pb2.StreamChatRequest
+    ) -> AsyncIterator[chat_pb2.StreamChatResponse]:
         scripted = self._next_reply(request_id, request) if self.replies else None
         content = scripted.content if scripted is not None else "Hello"
         reasoning = scripted.reasoning_content if scripted is not None else "hmm"
@@ -184,11 +201,7 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
         half = (len(content) + 1) // 2
         for piece in (content[:half], content[half:]):
             yield chat_pb2.StreamChatResponse(delta=chat_pb2.ChatDelta(content=piece))
-            try:
-                await asyncio.sleep(self.stream_pause)
-            except asyncio.CancelledError:
-                self.stream_cancelled.set()
-                raise
+            await asyncio.sleep(self.stream_pause)
         finish = scripted.finish_reason if scripted is not None else chat_pb2.FINISH_REASON_STOP
         yield chat_pb2.StreamChatResponse(
             summary=chat_pb2.ChatSummary(
@@ -199,11 +212,6 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
                 cut=self.cut_stream,
             )
         )
-        if self.cut_stream:
-            status = rich_status(
-                grpc.StatusCode.UNAVAILABLE, "upstream failed", "STREAM_INTERRUPTED"
-            )
-            await self._abort(context, status, request_id)
 
     async def Embed(
         self,
