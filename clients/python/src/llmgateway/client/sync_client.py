@@ -9,6 +9,7 @@ from typing import Self, Unpack
 import grpc
 
 from llmgateway.client.answers import ChatAnswer
+from llmgateway.client.channel import DEFAULT_TIMEOUT_S, CallSettings
 from llmgateway.client.client_base import ClientBase
 from llmgateway.client.errors import gateway_errors
 from llmgateway.client.options import ChatOptions, EnumLike
@@ -41,12 +42,34 @@ class GatewayClient(ClientBase):
 
     def _open_channel(self) -> None:
         tls, args = self._channel_credentials, self._channel_options
-        self._channel = (
+        self._use(
             grpc.secure_channel(self.target, tls, options=args)
             if tls is not None
             else grpc.insecure_channel(self.target, options=args)
         )
-        self._stub = gateway_service_pb2_grpc.GatewayServiceStub(self._channel)
+
+    def _use(self, channel: grpc.Channel) -> None:
+        self._channel = channel
+        self._stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+
+    @classmethod
+    def from_channel(
+        cls,
+        channel: grpc.Channel,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+    ) -> Self:
+        """A client on a channel the caller made (own interceptors or options, grpc_testing).
+
+        The channel's options are the caller's: the retry policy and message
+        limits of the constructor are not applied. `close()` closes the channel.
+        """
+        client = cls.__new__(cls)
+        client.target = "<channel>"
+        client._settings = CallSettings(api_key=api_key, timeout=timeout)
+        client._use(channel)
+        return client
 
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled. Later calls fail."""
