@@ -1,7 +1,7 @@
 """The deployment files agree with the gateway's code and with each other.
 
 Ports, the config env var, the config path and the health service names are defined once, in
-llm_gateway_server.config.defaults; Dockerfile, docker-compose.yml and deploy/k8s/*.yaml repeat
+llm_gateway_server.config.defaults; Dockerfile, docker-compose.yml and the deploy/k8s overlays (rendered by kubectl kustomize) repeat
 them because those formats cannot import Python. These tests parse the files (no Docker or
 cluster needed) and fail when a copy drifts.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from llm_gateway_server.config.loader import ConfigSnapshot, parse_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "production")
 HEALTH_PROBE_SCRIPT = REPO_ROOT / "deploy" / "docker" / "grpc_health_check.py"
 PROVIDER_KINDS = frozenset(
     {"openai_compatible", "ollama", "openai", "anthropic", "gemini", "litellm"}
@@ -42,6 +45,8 @@ def host_of(address: str) -> str:
 
 GRPC_PORT = port_of(defaults.DEFAULT_LISTEN)
 METRICS_PORT = port_of(defaults.DEFAULT_METRICS_LISTEN)
+# The HTTP facades' port (OpenAI /v1/*, Ollama /api/*), served where the config sets http.listen.
+HTTP_PORT = 8000
 
 
 @dataclass(frozen=True)
@@ -116,15 +121,34 @@ def gateway_service(compose: dict[str, Any]) -> dict[str, Any]:
     return service
 
 
+def render_overlay(overlay: str) -> list[dict[str, Any]]:
+    """The manifests of one deploy/k8s overlay, as `kubectl kustomize` renders them."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is needed to render deploy/k8s"
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S_DIR / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def k8s() -> dict[tuple[str, str], dict[str, Any]]:
-    """Every manifest under deploy/k8s, keyed by (kind, name)."""
+def k8s(overlay: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every manifest of the overlay, keyed by (kind, name); the generated ConfigMap as named."""
     resources: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(K8S_DIR.glob("*.yaml")):
-        for doc in load_yaml_documents(path):
-            key = (doc["kind"], doc["metadata"]["name"])
-            assert key not in resources, f"{key} defined twice"
-            resources[key] = doc
+    for doc in render_overlay(overlay):
+        key = (doc["kind"], doc["metadata"]["name"])
+        assert key not in resources, f"{key} defined twice"
+        resources[key] = doc
     return resources
 
 
@@ -153,13 +177,15 @@ def probe_path_in_image(runtime: list[Instruction]) -> str:
     return dest
 
 
-def check_gateway_config(text: str) -> tuple[dict[str, Any], ConfigSnapshot]:
+def check_gateway_config(
+    text: str, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], ConfigSnapshot]:
     """Validate a gateway config as the gateway would; return it raw and loaded.
 
-    Shared by the compose config and the Kubernetes ConfigMap's config. No environment is
-    passed, so cloud providers load as disabled (no key) rather than failing.
+    Shared by the compose config and the Kubernetes ConfigMap's config. Only ``env`` is
+    passed (default: none), so cloud providers without a key load as disabled.
     """
-    snapshot = parse_config(text, source="deploy", env={})
+    snapshot = parse_config(text, source="deploy", env=env or {})
     config: dict[str, Any] = yaml.safe_load(text)
     providers: dict[str, dict[str, Any]] = config["providers"]
     kinds = {name: provider["kind"] for name, provider in providers.items()}
@@ -308,6 +334,38 @@ def test_compose_sends_otlp_to_the_collector(
 # ------------------------------------------------------------------------ Kubernetes
 
 
+def container_env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def stand_in(name: str) -> str:
+    """A well-formed value for a variable a Secret would provide."""
+    if name.endswith("SHA256"):
+        return "ab" * 32
+    if name == "REDIS_URL":
+        return "redis://redis.llm-gateway.svc:6379/0"
+    return "stand-in-value"
+
+
+def mounted_config(
+    k8s: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any], pod_spec: dict[str, Any]
+) -> tuple[dict[str, Any], ConfigSnapshot]:
+    """The config the pod reads, loaded with the environment the pod gets.
+
+    Variables from Secrets get stand-ins: a `${VAR}` the pod does not set fails the load.
+    """
+    env = container_env(container)
+    (volume,) = [v for v in pod_spec["volumes"] if v["name"] == "config"]
+    (item,) = volume["configMap"]["items"]
+    configmap = k8s[("ConfigMap", volume["configMap"]["name"])]
+    values = {
+        name: entry.get("value") or stand_in(name)
+        for name, entry in env.items()
+        if "value" in entry or "secretKeyRef" in entry.get("valueFrom", {})
+    }
+    return check_gateway_config(configmap["data"][item["key"]], values)
+
+
 def test_k8s_probes_use_the_grpc_health_service_names(container: dict[str, Any]) -> None:
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {
@@ -321,27 +379,33 @@ def test_k8s_probes_use_the_grpc_health_service_names(container: dict[str, Any])
 
 
 def test_k8s_ports_and_services_line_up(
-    k8s: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]
+    overlay: str, k8s: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]
 ) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}
+    expected = {"grpc": GRPC_PORT, "metrics": METRICS_PORT}
+    if overlay == "production":
+        expected["http"] = HTTP_PORT
+    assert ports == expected
     assert port_of(flag_value(container["args"], "--listen")) == GRPC_PORT
     labels = k8s[("Deployment", "llm-gateway")]["spec"]["template"]["metadata"]["labels"]
     for name in ("llm-gateway", "llm-gateway-headless"):
         spec = k8s[("Service", name)]["spec"]
         assert spec["selector"].items() <= labels.items()
-        grpc = next(p for p in spec["ports"] if p["name"] == "grpc")
-        assert (grpc["port"], grpc["targetPort"]) == (GRPC_PORT, "grpc")
+        for port in spec["ports"]:
+            assert port["port"] == ports[port["targetPort"]], (name, port)
+        assert {p["name"] for p in spec["ports"]} >= set(expected) - {"metrics"}
     assert k8s[("Service", "llm-gateway-headless")]["spec"]["clusterIP"] == "None"
+    (policy,) = k8s[("NetworkPolicy", "llm-gateway")]["spec"]["ingress"]
+    assert {p["port"] for p in policy["ports"]} == set(expected)
 
 
-def test_k8s_config_comes_from_the_configmap(
+def test_k8s_config_comes_from_the_generated_configmap(
     k8s: dict[tuple[str, str], dict[str, Any]],
     container: dict[str, Any],
     pod_spec: dict[str, Any],
     gateway_service: dict[str, Any],
 ) -> None:
-    env = {e["name"]: e for e in container["env"]}
+    env = container_env(container)
     path = env[defaults.CONFIG_ENV_VAR]["value"]
     assert path == gateway_service["environment"][defaults.CONFIG_ENV_VAR]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "config"]
@@ -349,43 +413,59 @@ def test_k8s_config_comes_from_the_configmap(
     (volume,) = [v for v in pod_spec["volumes"] if v["name"] == "config"]
     (item,) = volume["configMap"]["items"]
     assert f"{mount['mountPath']}/{item['path']}" == path
-    configmap = k8s[("ConfigMap", volume["configMap"]["name"])]
-    config, _ = check_gateway_config(configmap["data"][item["key"]])
-    # Every key a provider reads comes from the Secret, by the same env var name.
+    # A hashed name: a config change is a new ConfigMap, so applying it rolls the pods.
+    assert re.fullmatch(r"llm-gateway-config-[a-z0-9]{10}", volume["configMap"]["name"])
+    config, _ = mounted_config(k8s, container, pod_spec)
+    # Every key a provider reads comes from a Secret, by the same env var name.
     for provider in config["providers"].values():
         if "api_key_env" in provider:
             assert "secretKeyRef" in env[provider["api_key_env"]]["valueFrom"]
 
 
-def test_k8s_pod_is_locked_down_as_the_image_user(
-    container: dict[str, Any], pod_spec: dict[str, Any], runtime: list[Instruction]
-) -> None:
-    (user,) = [ins.args for ins in runtime if ins.keyword == "USER"]
-    uid, gid = (int(part) for part in user.split(":"))
-    context = container["securityContext"]
-    assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"]["drop"] == ["ALL"]
-    assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
-    assert pod_spec["securityContext"]["runAsUser"] == uid
-    # A read-only root still needs a writable /tmp.
-    tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
-    assert any(v["name"] == tmp["name"] and "emptyDir" in v for v in pod_spec["volumes"])
+def rendered(
+    overlay: str,
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """One overlay's manifests by (kind, name), its pod spec and its gateway container."""
+    k8s = {(d["kind"], d["metadata"]["name"]): d for d in render_overlay(overlay)}
+    pod_spec: dict[str, Any] = k8s[("Deployment", "llm-gateway")]["spec"]["template"]["spec"]
+    (container,) = pod_spec["containers"]
+    return k8s, pod_spec, container
+
+
+def test_k8s_dev_is_one_replica_with_memory_state() -> None:
+    k8s, pod_spec, container = rendered("dev")
+    _, snapshot = mounted_config(k8s, container, pod_spec)
+    assert k8s[("Deployment", "llm-gateway")]["spec"]["replicas"] == 1
+    assert snapshot.config.state.redis_url is None
+    assert not any(kind in {"HorizontalPodAutoscaler", "PodDisruptionBudget"} for kind, _ in k8s)
+
+
+def test_k8s_production_has_auth_redis_and_secrets() -> None:
+    k8s, pod_spec, container = rendered("production")
+    config, snapshot = mounted_config(k8s, container, pod_spec)
+    assert snapshot.config.auth.enabled and snapshot.config.auth.keys
+    assert snapshot.config.state.redis_url == stand_in("REDIS_URL")
+    # The Redis URL and the key digests are read from Secrets, required (not optional).
+    env = container_env(container)
+    named = set(re.findall(r"\$\{(\w+)\}", yaml.safe_dump(config)))
+    assert named >= {"REDIS_URL"}
+    for name in named:
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert not ref.get("optional", False), name
 
 
 def test_k8s_grace_period_covers_prestop_and_drain(
     k8s: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any], pod_spec: dict[str, Any]
 ) -> None:
-    _, snapshot = check_gateway_config(
-        k8s[("ConfigMap", "llm-gateway-config")]["data"]["config.yaml"]
-    )
+    _, snapshot = mounted_config(k8s, container, pod_spec)
     drain = snapshot.config.server.shutdown_grace_s
     assert drain >= defaults.DEFAULT_SHUTDOWN_GRACE_S
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod_spec["terminationGracePeriodSeconds"] > pre_stop + drain
 
 
-def test_k8s_hpa_and_pdb_cover_the_deployment(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+def test_k8s_production_hpa_and_pdb_cover_the_deployment() -> None:
+    k8s, _, _ = rendered("production")
     deployment = k8s[("Deployment", "llm-gateway")]
     hpa = k8s[("HorizontalPodAutoscaler", "llm-gateway")]["spec"]
     assert hpa["scaleTargetRef"] == {
@@ -394,6 +474,7 @@ def test_k8s_hpa_and_pdb_cover_the_deployment(k8s: dict[tuple[str, str], dict[st
         "name": "llm-gateway",
     }
     assert hpa["minReplicas"] >= 2
+    assert deployment["spec"]["replicas"] == hpa["minReplicas"]
     pdb = k8s[("PodDisruptionBudget", "llm-gateway")]["spec"]
     assert pdb["selector"] == deployment["spec"]["selector"]
     assert pdb.get("maxUnavailable", 0) >= 1 or pdb["minAvailable"] < hpa["minReplicas"]
@@ -413,3 +494,14 @@ def test_k8s_readme_explains_grpc_load_balancing(
     assert f"dns:///llm-gateway-headless:{GRPC_PORT}" in readme
     assert "round_robin" in readme and "Envoy" in readme
     assert ("Service", "llm-gateway-headless") in k8s
+
+
+def test_k8s_minimum_version_is_the_one_validated() -> None:
+    """The README's minimum Kubernetes version is the oldest schema deploy-check validates."""
+    makefile = (REPO_ROOT / "mk" / "deploy.mk").read_text()
+    match = re.search(r"^DEPLOY_K8S_VERSIONS \?= (.+)$", makefile, re.MULTILINE)
+    assert match, "DEPLOY_K8S_VERSIONS not found in mk/deploy.mk"
+    oldest = min(match.group(1).split(), key=lambda v: tuple(map(int, v.split("."))))
+    minor = ".".join(oldest.split(".")[:2])
+    for readme in (K8S_DIR / "README.md", REPO_ROOT / "README.md"):
+        assert f"Kubernetes {minor} or later" in readme.read_text(), readme
