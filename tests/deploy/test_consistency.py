@@ -278,12 +278,27 @@ def test_compose_gateway_ports_and_listen_address(gateway_service: dict[str, Any
     assert port_of(flag_value(gateway_service["command"], "--listen")) == GRPC_PORT
 
 
-def test_compose_healthcheck_is_the_images(
+def test_compose_healthcheck_is_the_images_probe_asking_liveness(
     gateway_service: dict[str, Any], runtime: list[Instruction]
 ) -> None:
+    """The image's probe script, but for liveness: readiness fails whenever Ollama is down."""
     test = gateway_service["healthcheck"]["test"]
+    image = healthcheck_argv(runtime)
     assert test[0] == "CMD"
-    assert test[1:] == healthcheck_argv(runtime)
+    assert test[1:3] == image[:2]
+    assert flag_value(test, "--target") == flag_value(image, "--target")
+    assert flag_value(test, "--service") == defaults.LIVENESS_SERVICE_NAME
+
+
+def test_compose_collector_health_is_asked_of_its_health_check_extension(
+    compose: dict[str, Any],
+) -> None:
+    (collector,) = load_yaml_documents(REPO_ROOT / "deploy" / "otel-collector.yaml")
+    assert "health_check" in collector["service"]["extensions"]
+    port = port_of(collector["extensions"]["health_check"]["endpoint"])
+    test = compose["services"]["otel-collector-health"]["healthcheck"]["test"]
+    (url,) = [word for word in test if word.startswith("http://")]
+    assert (host_of(url), port_of(url)) == ("otel-collector", port)
 
 
 def test_compose_depends_on_conditions_can_be_met(compose: dict[str, Any]) -> None:
@@ -304,19 +319,46 @@ def test_compose_bind_mount_sources_exist(compose: dict[str, Any]) -> None:
                 assert (REPO_ROOT / volume["source"]).exists(), volume["source"]
 
 
+def compose_defaults(compose: dict[str, Any]) -> dict[str, str]:
+    """The model variables of docker-compose.yml's `x-models`, at their defaults."""
+    models: dict[str, str] = compose["x-models"]
+    found = {name: re.fullmatch(r"\$\{(\w+):-(.+)\}", value) for name, value in models.items()}
+    assert all(match and match.group(1) == name for name, match in found.items()), models
+    return {name: match.group(2) for name, match in found.items() if match}
+
+
 def test_compose_gateway_config_targets_compose_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     mount = compose["services"]["gateway"]["volumes"][0]
-    config, snapshot = check_gateway_config((REPO_ROOT / mount["source"]).read_text())
+    models = compose_defaults(compose)
+    config, snapshot = check_gateway_config((REPO_ROOT / mount["source"]).read_text(), models)
     assert not snapshot.disabled, "the compose config must work with no cloud keys"
     local = config["providers"]["local-ollama"]
     assert local["kind"] == "openai_compatible" and local["locality"] == "local"
     assert host_of(local["api_base"]) == "ollama" and port_of(local["api_base"]) == 11434
     assert host_of(config["state"]["redis_url"]) in services
-    # The model the gateway routes to is the one ollama-pull fetches on first start.
-    pulled = services["ollama-pull"]["command"][-1]
-    models = {t["model"] for r in config["routes"].values() for t in r["targets"]}
-    assert models == {pulled}
+    # The README's examples call `chat` and `embedding`; both go to the models ollama-pull
+    # fetches, which the gateway container gets under the same variable names.
+    routes = snapshot.config.routes
+    assert {"chat", "embedding"} <= routes.keys()
+    routed = {t.model for route in routes.values() for t in route.targets}
+    assert routed == set(models.values())
+    for service in ("gateway", "ollama-pull"):
+        assert compose["x-models"].items() <= services[service]["environment"].items()
+    pull = " ".join(services["ollama-pull"]["command"])
+    assert all(f'ollama pull "$${name}"' in pull for name in models)
+
+
+def test_compose_comments_name_only_variables_that_exist(compose: dict[str, Any]) -> None:
+    """A variable a comment tells the user to set is one something reads."""
+    read: set[str] = set()
+    for service in compose["services"].values():
+        read |= set(service.get("environment", {}))
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    text += (REPO_ROOT / "deploy" / "compose" / "gateway.yaml").read_text()
+    comments = " ".join(line.split("#", 1)[1] for line in text.splitlines() if "#" in line)
+    named = set(re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", comments))
+    assert named <= read, named - read
 
 
 def test_compose_sends_otlp_to_the_collector(
