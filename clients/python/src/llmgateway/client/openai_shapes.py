@@ -56,11 +56,39 @@ def parse_message(fields: Mapping[str, Any], into: _M, where: str) -> _M:
     Raises:
         ValueError: An unknown field or a bad value, named with `where`.
     """
+    descriptor: Descriptor = into.DESCRIPTOR  # type: ignore[assignment]  # upb's own class
+    # A Struct's keys are the user's, not field names: nothing to resolve in them.
+    known = descriptor.full_name not in _WELL_KNOWN
+    resolved = _short_enums(descriptor, fields) if known else dict(fields)
     try:
-        descriptor: Descriptor = into.DESCRIPTOR  # type: ignore[assignment]  # upb's own class
-        return json_format.ParseDict(_short_enums(descriptor, fields), into)
+        return json_format.ParseDict(resolved, into)
     except json_format.ParseError as error:
         raise ValueError(f"{where}: {error}") from None
+
+
+def set_field(message: Message, name: str, value: Any) -> None:
+    """Set one field from an everyday value: an enum name, a dict for a message, a list, a map.
+
+    Raises:
+        ValueError: The value does not fit the field, named in the message.
+    """
+    descriptor: Descriptor = message.DESCRIPTOR  # type: ignore[assignment]  # upb's own class
+    field = descriptor.fields_by_name[name]
+    try:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            getattr(message, name).update(value)
+        elif field.is_repeated:
+            getattr(message, name).extend(_resolve(field, list(value)))
+        elif field.message_type is not None:
+            target = getattr(message, name)
+            given = (
+                value if isinstance(value, Message) else parse_message(value, type(target)(), name)
+            )
+            target.CopyFrom(given)
+        else:
+            setattr(message, name, _resolve(field, value))
+    except (TypeError, AttributeError) as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def _short_enums(message: Descriptor, fields: Mapping[str, Any]) -> dict[str, Any]:

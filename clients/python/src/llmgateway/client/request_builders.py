@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from llmgateway.client.openai_shapes import (
     enum_value,
+    set_field,
     to_cache,
     to_message,
     to_response_format,
@@ -36,7 +37,6 @@ _MESSAGE_OPTIONS: dict[str, Callable[[Any], Message]] = {
     "response_format": to_response_format,
     "cache": to_cache,
 }
-_ENUM_OPTIONS = ("privacy", "task", "reasoning_effort")
 
 
 def split_call_options(
@@ -73,9 +73,6 @@ def build_chat_request(messages: ChatInput, options: Mapping[str, Any]) -> chat_
         request.messages.extend(
             to_message(message, f"messages[{index}]") for index, message in enumerate(messages)
         )
-    for name in _ENUM_OPTIONS:
-        if name in given:
-            setattr(request, name, _enum_of(chat_pb2.ChatRequest.DESCRIPTOR, name, given.pop(name)))
     for name, convert in _MESSAGE_OPTIONS.items():
         if name in given:
             getattr(request, name).CopyFrom(convert(given.pop(name)))
@@ -83,12 +80,8 @@ def build_chat_request(messages: ChatInput, options: Mapping[str, Any]) -> chat_
     request.tools.extend(to_tool(tool, f"tools[{index}]") for index, tool in enumerate(tools))
     stop = given.pop("stop", ())
     request.stop.extend([stop] if isinstance(stop, str) else stop)
-    request.metadata.update(given.pop("metadata", {}))
-    for name, value in given.items():  # The scalars: temperature, top_p, max_tokens...
-        try:
-            setattr(request, name, value)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{name}: {error}") from None
+    for name, value in given.items():  # Enums, scalars, maps and any other field.
+        set_field(request, name, value)
     return request
 
 
