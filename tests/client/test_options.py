@@ -130,6 +130,8 @@ def test_short_enum_names_in_nested_fields(fake: FakeGateway, threaded_target: s
         ({"tools": [{"name": "f", "parameterz": {}}]}, r"tools\[0\].*parameterz"),
         ({"cache": {"mode": "sometimes"}}, "expected one of: bypass, enabled"),
         ({"response_format": "yaml"}, "expected one of: text, json_object, json_schema"),
+        ({"temperature": "hot"}, "^temperature: "),
+        ({"reasoning_effort": "extreme"}, "expected one of: .*high"),
     ],
 )
 def test_bad_options_name_the_field_before_any_call(
@@ -196,3 +198,14 @@ def test_chat_options_cover_every_request_field() -> None:
     fields = set(chat_pb2.ChatRequest.DESCRIPTOR.fields_by_name) - {"messages"}
     extras = {"system", "timeout", "request_id"}
     assert set(ChatOptions.__annotations__) - extras == fields
+
+
+def test_stream_options_are_checked_before_iterating(
+    fake: FakeGateway, threaded_target: str
+) -> None:
+    with GatewayClient(threaded_target) as client:
+        with pytest.raises(TypeError, match="temprature"):
+            client.stream("Hi", temprature=1.0)  # type: ignore[call-arg]
+        with pytest.raises(ValueError, match="privacy"):
+            client.stream_text("Hi", privacy="secret")
+    assert fake.calls == []

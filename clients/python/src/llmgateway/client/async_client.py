@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Self, Unpack
 
@@ -127,7 +128,7 @@ class AsyncGatewayClient(ClientBase):
         """
         return (await self.chat(text, **options)).content
 
-    async def stream(
+    def stream(
         self, messages: ChatInput, **options: Unpack[ChatOptions]
     ) -> AsyncGenerator[chat_pb2.StreamChatResponse, None]:
         """Stream an answer: deltas as they are generated, then one summary.
@@ -137,12 +138,18 @@ class AsyncGatewayClient(ClientBase):
         cancels the call, and so the upstream request.
 
         Raises:
+            TypeError, ValueError: Bad options, at once (before iterating).
             GatewayError: The call failed, also after some deltas: then the
                 summary had `cut` set and the reason is `STREAM_INTERRUPTED`.
         """
         fields, timeout, request_id = split_call_options(options)
-        request = build_chat_request(messages, fields)
-        call = self._stub.StreamChat(to_stream_request(request), **self._call(timeout, request_id))
+        request = to_stream_request(build_chat_request(messages, fields))
+        return self._stream(request, timeout, request_id)
+
+    async def _stream(
+        self, request: chat_pb2.StreamChatRequest, timeout: float | None, request_id: str | None
+    ) -> AsyncGenerator[chat_pb2.StreamChatResponse, None]:
+        call = self._stub.StreamChat(request, **self._call(timeout, request_id))
         try:
             with gateway_errors(request_id):
                 async for event in call:
@@ -150,7 +157,7 @@ class AsyncGatewayClient(ClientBase):
         finally:
             call.cancel()
 
-    async def stream_text(
+    def stream_text(
         self, messages: ChatInput, **options: Unpack[ChatOptions]
     ) -> AsyncGenerator[str, None]:
         """Stream only the answer's content, piece by piece.
@@ -161,9 +168,7 @@ class AsyncGatewayClient(ClientBase):
         Raises:
             GatewayError: The call failed.
         """
-        async for event in self.stream(messages, **options):
-            if event.WhichOneof("event") == "delta" and event.delta.content:
-                yield event.delta.content
+        return _texts(self.stream(messages, **options))
 
     async def embed(
         self,
@@ -219,3 +224,13 @@ class AsyncGatewayClient(ClientBase):
         request = stats_pb2.GetStatsRequest(tenant=tenant, route=route)
         with gateway_errors(request_id):
             return await self._stub.GetStats(request, **self._call(timeout, request_id))
+
+
+async def _texts(
+    events: AsyncGenerator[chat_pb2.StreamChatResponse, None],
+) -> AsyncGenerator[str, None]:
+    # Closing this generator closes `events`, which cancels the call.
+    async with aclosing(events):
+        async for event in events:
+            if event.WhichOneof("event") == "delta" and event.delta.content:
+                yield event.delta.content

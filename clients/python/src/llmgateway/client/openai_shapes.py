@@ -87,8 +87,14 @@ def set_field(message: Message, name: str, value: Any) -> None:
             target.CopyFrom(given)
         else:
             setattr(message, name, _resolve(field, value))
-    except (TypeError, AttributeError) as error:
-        raise ValueError(f"{name}: {error}") from None
+    except (TypeError, AttributeError, ValueError) as error:
+        raise named(name, error) from None
+
+
+def named(name: str, error: Exception) -> ValueError:
+    """The error as a ValueError whose message starts with the field's name."""
+    text = str(error)
+    return ValueError(text if text.startswith(name) else f"{name}: {text}")
 
 
 def _short_enums(message: Descriptor, fields: Mapping[str, Any]) -> dict[str, Any]:

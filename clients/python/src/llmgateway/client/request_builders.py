@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from llmgateway.client.openai_shapes import (
     enum_value,
+    named,
     set_field,
     to_cache,
     to_message,
@@ -75,7 +76,10 @@ def build_chat_request(messages: ChatInput, options: Mapping[str, Any]) -> chat_
         )
     for name, convert in _MESSAGE_OPTIONS.items():
         if name in given:
-            getattr(request, name).CopyFrom(convert(given.pop(name)))
+            try:
+                getattr(request, name).CopyFrom(convert(given.pop(name)))
+            except (TypeError, ValueError) as error:
+                raise named(name, error) from None
     tools = given.pop("tools", ())
     request.tools.extend(to_tool(tool, f"tools[{index}]") for index, tool in enumerate(tools))
     stop = given.pop("stop", ())
@@ -153,4 +157,7 @@ def _enum_of(message: Descriptor, field: str, value: EnumLike) -> Any:
     # Any: the generated setters want their enum's NewType, which is an int.
     enum = message.fields_by_name[field].enum_type
     assert enum is not None, f"{message.name}.{field} is not an enum field"
-    return enum_value(enum, value)
+    try:
+        return enum_value(enum, value)
+    except ValueError as error:
+        raise named(field, error) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from contextlib import closing
 from types import TracebackType
 from typing import Self, Unpack
 
@@ -136,12 +137,18 @@ class GatewayClient(ClientBase):
         Leaving the loop early cancels the call, and so the upstream request.
 
         Raises:
+            TypeError, ValueError: Bad options, at once (before iterating).
             GatewayError: The call failed, also after some deltas: then the
                 summary had `cut` set and the reason is `STREAM_INTERRUPTED`.
         """
         fields, timeout, request_id = split_call_options(options)
-        request = build_chat_request(messages, fields)
-        call = self._stub.StreamChat(to_stream_request(request), **self._call(timeout, request_id))
+        request = to_stream_request(build_chat_request(messages, fields))
+        return self._stream(request, timeout, request_id)
+
+    def _stream(
+        self, request: chat_pb2.StreamChatRequest, timeout: float | None, request_id: str | None
+    ) -> Generator[chat_pb2.StreamChatResponse, None, None]:
+        call = self._stub.StreamChat(request, **self._call(timeout, request_id))
         try:
             with gateway_errors(request_id):
                 yield from call
@@ -159,9 +166,7 @@ class GatewayClient(ClientBase):
         Raises:
             GatewayError: The call failed.
         """
-        for event in self.stream(messages, **options):
-            if event.WhichOneof("event") == "delta" and event.delta.content:
-                yield event.delta.content
+        return _texts(self.stream(messages, **options))
 
     def embed(
         self,
@@ -215,3 +220,13 @@ class GatewayClient(ClientBase):
         request = stats_pb2.GetStatsRequest(tenant=tenant, route=route)
         with gateway_errors(request_id):
             return self._stub.GetStats(request, **self._call(timeout, request_id))
+
+
+def _texts(
+    events: Generator[chat_pb2.StreamChatResponse, None, None],
+) -> Generator[str, None, None]:
+    # Closing this generator closes `events`, which cancels the call.
+    with closing(events):
+        for event in events:
+            if event.WhichOneof("event") == "delta" and event.delta.content:
+                yield event.delta.content
