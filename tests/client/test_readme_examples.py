@@ -1,4 +1,7 @@
-"""Every Python example in clients/python/README.md runs, against the shipped fake gateway."""
+"""Every Python example of the client README (and of the main README's client section) runs.
+
+They run against the shipped fake gateway, which answers every call.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,13 @@ import pytest
 
 from llmgateway.testing import FakeGateway
 
-README = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "clients" / "python" / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+# The main README's client section too.
+_MAIN = (ROOT / "README.md").read_text()
+_SECTION = _MAIN[_MAIN.index("## Call it from another service") : _MAIN.index("## The contract")]
+BLOCKS += re.findall(r"```python\n(.*?)```", _SECTION, re.DOTALL)
 
 
 def test_the_readme_has_examples() -> None:
