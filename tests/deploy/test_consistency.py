@@ -274,7 +274,7 @@ def test_compose_mounts_the_config_where_the_env_var_points(
 
 def test_compose_gateway_ports_and_listen_address(gateway_service: dict[str, Any]) -> None:
     container_ports = {int(p.rsplit(":", 1)[1]) for p in gateway_service["ports"]}
-    assert container_ports == {GRPC_PORT, METRICS_PORT}
+    assert container_ports == {GRPC_PORT, HTTP_PORT, METRICS_PORT}
     assert port_of(flag_value(gateway_service["command"], "--listen")) == GRPC_PORT
 
 
