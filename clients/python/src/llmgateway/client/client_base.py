@@ -38,7 +38,8 @@ class ClientBase:
         Args:
             target: `host:port` of the gateway, or any gRPC target URI.
             api_key: Sent as `authorization: Bearer <key>` on every call.
-            timeout: Default deadline per call in seconds; None for none.
+            timeout: Default deadline per call in seconds (300: the gateway's own
+                default); None for none. Each call may give its own.
             secure: Use TLS with the system's root certificates.
             credentials: TLS credentials (mutual TLS, private CA); implies TLS.
             retry_unavailable: Let gRPC retry calls that fail with UNAVAILABLE.
