@@ -209,3 +209,9 @@ def test_stream_options_are_checked_before_iterating(
         with pytest.raises(ValueError, match="privacy"):
             client.stream_text("Hi", privacy="secret")
     assert fake.calls == []
+
+
+def test_one_turn_must_be_given_in_a_list(fake: FakeGateway, threaded_target: str) -> None:
+    with GatewayClient(threaded_target) as client, pytest.raises(TypeError, match="list of turns"):
+        client.chat({"role": "user", "content": "Hi"})  # type: ignore[arg-type]
+    assert fake.calls == []

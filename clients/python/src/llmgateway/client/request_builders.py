@@ -62,8 +62,9 @@ def build_chat_request(messages: ChatInput, options: Mapping[str, Any]) -> chat_
         if given:
             raise TypeError("pass the options inside the request, not beside it")
         return to_chat_request(messages)
-    if isinstance(messages, bytes):
-        raise TypeError("messages must be a str prompt or a list of turns, not bytes")
+    if isinstance(messages, bytes | Mapping):
+        kind = type(messages).__name__
+        raise TypeError(f"messages must be a str prompt or a list of turns, not one {kind}")
     request = chat_pb2.ChatRequest(model=given.pop("model", ""))
     system = given.pop("system", None)
     if system is not None:
