@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from typing import Any
 
 import grpc
 import pytest
@@ -216,3 +217,22 @@ async def test_tls_with_a_private_ca(fake: FakeGateway) -> None:
     finally:
         await server.stop(grace=None)
     assert fake.calls[0].metadata["authorization"] == f"Bearer {API_KEY}"
+
+
+class _TagCalls(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds one metadata pair to every unary call, as a caller's own interceptor would."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), ("x-team", "search"))
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+async def test_from_channel_uses_the_callers_channel(fake: FakeGateway, aio_target: str) -> None:
+    channel = grpc.aio.insecure_channel(aio_target, interceptors=[_TagCalls()])
+    fake.embed_reply([[0.5, 0.5]])
+    async with AsyncGatewayClient.from_channel(channel, api_key=API_KEY, timeout=9) as client:
+        assert await client.embed("text") == [[0.5, 0.5]]
+    (call,) = fake.calls
+    assert call.metadata["x-team"] == "search"
+    assert call.metadata["authorization"] == f"Bearer {API_KEY}"
+    assert call.time_remaining is not None and 0 < call.time_remaining <= 10

@@ -15,6 +15,7 @@ import grpc
 import grpc.aio
 
 from llmgateway.client.answers import ChatAnswer
+from llmgateway.client.channel import DEFAULT_TIMEOUT_S, CallSettings
 from llmgateway.client.client_base import ClientBase
 from llmgateway.client.errors import gateway_errors
 from llmgateway.client.options import ChatOptions, EnumLike
@@ -55,6 +56,27 @@ class AsyncGatewayClient(ClientBase):
         self._channel = None
         self._async_stub = None
         self._closed = False
+
+    @classmethod
+    def from_channel(
+        cls,
+        channel: grpc.aio.Channel,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+    ) -> Self:
+        """A client on a grpc.aio channel the caller made (own interceptors or options).
+
+        The channel's options are the caller's: the retry policy and message
+        limits of the constructor are not applied. `close()` closes the channel.
+        """
+        client = cls.__new__(cls)
+        client.target = "<channel>"
+        client._settings = CallSettings(api_key=api_key, timeout=timeout)
+        client._closed = False
+        client._channel = channel
+        client._async_stub = gateway_service_pb2_grpc.GatewayServiceStub(channel)
+        return client
 
     @property
     def _stub(self) -> gateway_service_pb2_grpc.GatewayServiceAsyncStub:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,11 +80,14 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
     Chat or StreamChat call that did not fail (a stream sends the content in
     two deltas); with none left, Chat echoes the last message as
     `echo: <text>` and StreamChat sends `Hello`. `delay` makes every call
-    sleep first.
+    sleep first. `embeddings` are consumed one per Embed call; with none
+    left, each input gets `[len(text), index]`.
     """
 
     failures: list[status_pb2.Status] = field(default_factory=list)
     replies: list[chat_pb2.ChatResponse] = field(default_factory=list)
+    #: Vectors for the next Embed calls, one list of vectors per call.
+    embeddings: list[list[list[float]]] = field(default_factory=list)
     delay: float = 0.0
     cut_stream: bool = False
     #: Seconds StreamChat waits after its first delta (room for a cancel).
@@ -99,6 +102,10 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
     def reply(self, content: str = "", **fields: Any) -> None:
         """Script the next Chat/StreamChat answer: its content and any ChatResponse field."""
         self.replies.append(chat_pb2.ChatResponse(content=content, **fields))
+
+    def embed_reply(self, vectors: Sequence[Sequence[float]]) -> None:
+        """Script the next Embed answer: one vector per input."""
+        self.embeddings.append([list(vector) for vector in vectors])
 
     def fail(
         self,
@@ -219,11 +226,10 @@ class FakeGateway(gateway_service_pb2_grpc.GatewayServiceServicer):
         context: Context[embed_pb2.EmbedRequest, embed_pb2.EmbedResponse],
     ) -> embed_pb2.EmbedResponse:
         request_id = await self._enter("Embed", request, context)
-        # [length, position]: lets a test check order and correspondence.
-        vectors = [
-            embed_pb2.Embedding(values=[float(len(text)), float(index)])
-            for index, text in enumerate(request.inputs)
-        ]
+        # Unscripted: [length, position], which lets a test check order and correspondence.
+        scripted = self.embeddings.pop(0) if self.embeddings else None
+        values = scripted or [[float(len(text)), float(i)] for i, text in enumerate(request.inputs)]
+        vectors = [embed_pb2.Embedding(values=vector) for vector in values]
         return embed_pb2.EmbedResponse(request_id=request_id, embeddings=vectors)
 
     async def ListModels(
