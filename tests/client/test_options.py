@@ -130,7 +130,8 @@ def test_short_enum_names_in_nested_fields(fake: FakeGateway, threaded_target: s
         ({"tools": [{"name": "f", "parameterz": {}}]}, r"tools\[0\].*parameterz"),
         ({"cache": {"mode": "sometimes"}}, "expected one of: bypass, enabled"),
         ({"response_format": "yaml"}, "expected one of: text, json_object, json_schema"),
-        ({"temperature": "hot"}, "^temperature: "),
+        ({"temperature": "hot"}, r"^temperature: "),
+        ({"tools": ["get_weather"]}, r"tools\[0\]: expected a Tool or a dict"),
         ({"reasoning_effort": "extreme"}, "expected one of: .*high"),
     ],
 )
@@ -215,3 +216,16 @@ def test_one_turn_must_be_given_in_a_list(fake: FakeGateway, threaded_target: st
     with GatewayClient(threaded_target) as client, pytest.raises(TypeError, match="list of turns"):
         client.chat({"role": "user", "content": "Hi"})  # type: ignore[arg-type]
     assert fake.calls == []
+
+
+def test_set_field_fills_maps_of_messages_from_their_json_form() -> None:
+    """The path a future `map<string, Message>` request field takes (no such field yet)."""
+    from google.protobuf import struct_pb2
+
+    from llmgateway.client.openai_shapes import set_field
+
+    message = struct_pb2.Struct()
+    set_field(message, "fields", {"n": 1, "s": "x", "o": {"k": True}})
+    assert json_format.MessageToDict(message) == {"n": 1, "s": "x", "o": {"k": True}}
+    with pytest.raises(ValueError, match=r"^fields"):
+        set_field(message, "fields", {"bad": object()})

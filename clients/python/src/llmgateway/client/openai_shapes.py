@@ -50,16 +50,20 @@ def enum_value(enum: EnumDescriptor, value: EnumLike) -> int:
     return int(member.number)
 
 
-def parse_message(fields: Mapping[str, Any], into: _M, where: str) -> _M:
+def parse_message(fields: Any, into: _M, where: str) -> _M:
     """A message from its JSON form, with short enum names at any depth.
 
     Raises:
         ValueError: An unknown field or a bad value, named with `where`.
     """
     descriptor: Descriptor = into.DESCRIPTOR  # type: ignore[assignment]  # upb's own class
-    # A Struct's keys are the user's, not field names: nothing to resolve in them.
-    known = descriptor.full_name not in _WELL_KNOWN
-    resolved = _short_enums(descriptor, fields) if known else dict(fields)
+    if descriptor.full_name in _WELL_KNOWN:
+        # A Struct's or Value's JSON form is any JSON, a Duration's a string: as given.
+        resolved = fields
+    elif isinstance(fields, Mapping):
+        resolved = _short_enums(descriptor, fields)
+    else:
+        raise ValueError(f"{where}: expected an object, got {type(fields).__name__}")
     try:
         return json_format.ParseDict(resolved, into)
     except json_format.ParseError as error:
@@ -76,7 +80,12 @@ def set_field(message: Message, name: str, value: Any) -> None:
     field = descriptor.fields_by_name[name]
     try:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            getattr(message, name).update(value)
+            entries = getattr(message, name)
+            if field.message_type.fields_by_name["value"].message_type is None:
+                entries.update(value)
+            else:  # map<string, SomeMessage>: each value from its JSON form.
+                for key, item in value.items():
+                    parse_message(item, entries[key], f"{name}[{key!r}]")
         elif field.is_repeated:
             getattr(message, name).extend(_resolve(field, list(value)))
         elif field.message_type is not None:
@@ -137,6 +146,8 @@ def to_message(message: chat_pb2.Message | Mapping[str, Any], where: str) -> cha
     """
     if isinstance(message, chat_pb2.Message):
         return message
+    if not isinstance(message, Mapping):
+        raise TypeError(f"{where}: expected a Message or a dict, got {type(message).__name__}")
     fields = dict(message)
     content = fields.get("content")
     if content is None:
@@ -177,6 +188,8 @@ def to_tool(tool: ToolLike, where: str) -> chat_pb2.Tool:
     """A Tool from an OpenAI-shaped dict, the Tool's JSON form or a Tool."""
     if isinstance(tool, chat_pb2.Tool):
         return tool
+    if not isinstance(tool, Mapping):
+        raise TypeError(f"{where}: expected a Tool or a dict, got {type(tool).__name__}")
     fields = dict(tool)
     if "function" in fields:
         kind = fields.pop("type", "function")
