@@ -547,3 +547,15 @@ def test_k8s_minimum_version_is_the_one_validated() -> None:
     minor = ".".join(oldest.split(".")[:2])
     for readme in (K8S_DIR / "README.md", REPO_ROOT / "README.md"):
         assert f"Kubernetes {minor} or later" in readme.read_text(), readme
+
+
+def test_k8s_readme_creates_the_secrets_production_reads() -> None:
+    """The install steps create every Secret key a production pod requires."""
+    _, _, container = rendered("production")
+    readme = (K8S_DIR / "README.md").read_text()
+    for entry in container["env"]:
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            continue
+        assert f"secret generic {ref['name']}" in readme, ref
+        assert f"--from-literal={ref['key']}=" in readme, ref
