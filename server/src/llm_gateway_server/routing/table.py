@@ -90,7 +90,7 @@ def _route_targets(
             position=i,
             state=registry.get(t.provider, t.model),
         )
-        for i, t in enumerate(route.targets)
+        for i, t in enumerate(route.all_targets)
     ]
     return tuple(sorted(targets, key=lambda t: (t.tier, t.position)))
 
