@@ -38,6 +38,7 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
+from llm_gateway_server.providers.reasoning import StreamSplitter, split_answer, tags_enabled
 from llm_gateway_server.providers.upstream_errors import snippet, status_error
 
 #: Default Ollama address (LiteLLM's default too).
@@ -114,6 +115,7 @@ class LiteLLMProvider:
         except Exception as exc:
             raise self._error(exc, timeout_s) from None
         answer = parse_chat_answer(_dump(response))
+        answer = split_answer(answer, enabled=tags_enabled(self._config))
         return _with_model(answer, self._chat_prefix)
 
     async def stream(
@@ -124,6 +126,7 @@ class LiteLLMProvider:
         kwargs.update(stream=True, stream_options={"include_usage": True})
         deadline = asyncio.get_running_loop().time() + timeout_s
         assembler = StreamAssembler()
+        think = StreamSplitter(enabled=tags_enabled(self._config))
         wrapper: Any = None
         try:
             # The deadline covers each wait, never a yield: the consumer's time between
@@ -137,12 +140,11 @@ class LiteLLMProvider:
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-                for delta in assembler.feed(_dump(chunk)):
+                for delta in think.feed(assembler.feed(_dump(chunk))):
                     yield _delta_model(delta, self._chat_prefix)
             # LiteLLM always reports a finish reason for a complete stream: none means cut.
-            final = assembler.end(done=False)
-            if final is not None:
-                yield _delta_model(final, self._chat_prefix)
+            for delta in think.end(assembler.end(done=False)):
+                yield _delta_model(delta, self._chat_prefix)
         except UpstreamError:
             raise
         except Exception as exc:

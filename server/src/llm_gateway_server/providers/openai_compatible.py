@@ -34,6 +34,7 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
+from llm_gateway_server.providers.reasoning import StreamSplitter, split_answer, tags_enabled
 from llm_gateway_server.providers.sse import DONE, SSEEvent, SSEParser
 from llm_gateway_server.providers.upstream_errors import (
     error_text,
@@ -100,7 +101,7 @@ class OpenAICompatibleProvider:
         body.update(self._config.extra_body)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
-        return parse_chat_answer(_loads(raw))
+        return split_answer(parse_chat_answer(_loads(raw)), enabled=tags_enabled(self._config))
 
     async def _chat_by_stream(
         self, request: ProviderChatRequest, *, timeout_s: float
@@ -123,13 +124,14 @@ class OpenAICompatibleProvider:
         body = build_chat_body(request, stream=True, max_tokens_field=self._max_tokens_field)
         body.update(self._config.extra_body)
         assembler = StreamAssembler()
+        think = StreamSplitter(enabled=tags_enabled(self._config))
         parser = SSEParser()
         headers = {**request.headers, "Accept": "text/event-stream"}
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
             done = False
             async for chunk in resp.content.iter_any():
                 batch, done, error = self._batch(assembler, parser.feed(chunk))
-                for delta in coalesce(batch):
+                for delta in coalesce(think.feed(batch)):
                     yield delta
                 if error is not None:
                     raise error
@@ -137,13 +139,12 @@ class OpenAICompatibleProvider:
                     break
             else:
                 batch, done, error = self._batch(assembler, parser.flush())
-                for delta in coalesce(batch):
+                for delta in coalesce(think.feed(batch)):
                     yield delta
                 if error is not None:
                     raise error
-            final = assembler.end(done=done)
-            if final is not None:
-                yield final
+            for delta in think.end(assembler.end(done=done)):
+                yield delta
             if done and not resp.content.at_eof():
                 await _drain(resp)
 
