@@ -38,6 +38,7 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
+from llm_gateway_server.providers.options import options_for
 from llm_gateway_server.providers.reasoning import StreamSplitter, split_answer, tags_enabled
 from llm_gateway_server.providers.upstream_errors import snippet, status_error
 
@@ -172,6 +173,7 @@ class LiteLLMProvider:
         kwargs.update(self._auth())
         if request.dimensions is not None:
             kwargs["dimensions"] = request.dimensions
+        kwargs.update(options_for(self._config.kind, request.provider_options, embedding=True))
         try:
             async with asyncio.timeout(timeout_s):
                 response = await self._litellm.aembedding(**kwargs)
@@ -269,6 +271,8 @@ class LiteLLMProvider:
             extra_headers=self._headers(request.headers),
         )
         body.update(self._auth())
+        # Extra keyword arguments: LiteLLM's ollama_chat puts them under Ollama's ``options``.
+        body.update(options_for(self._config.kind, request.provider_options))
         return body
 
     def _get_session(self) -> aiohttp.ClientSession:

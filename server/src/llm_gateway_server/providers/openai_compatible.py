@@ -34,7 +34,13 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
-from llm_gateway_server.providers.reasoning import StreamSplitter, split_answer, tags_enabled
+from llm_gateway_server.providers.options import options_for
+from llm_gateway_server.providers.reasoning import (
+    StreamSplitter,
+    split_answer,
+    tags_enabled,
+    thinking_off,
+)
 from llm_gateway_server.providers.sse import DONE, SSEEvent, SSEParser
 from llm_gateway_server.providers.upstream_errors import (
     error_text,
@@ -97,8 +103,7 @@ class OpenAICompatibleProvider:
         """POST /chat/completions and return the parsed answer."""
         if self._config.stream_unary:
             return await self._chat_by_stream(request, timeout_s=timeout_s)
-        body = build_chat_body(request, stream=False, max_tokens_field=self._max_tokens_field)
-        body.update(self._config.extra_body)
+        body = self._chat_body(request, stream=False)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
         return split_answer(parse_chat_answer(_loads(raw)), enabled=tags_enabled(self._config))
@@ -121,8 +126,7 @@ class OpenAICompatibleProvider:
         self, request: ProviderChatRequest, *, timeout_s: float
     ) -> AsyncGenerator[ChatDelta]:
         """POST /chat/completions with ``stream: true`` and yield deltas as chunks arrive."""
-        body = build_chat_body(request, stream=True, max_tokens_field=self._max_tokens_field)
-        body.update(self._config.extra_body)
+        body = self._chat_body(request, stream=True)
         assembler = StreamAssembler()
         think = StreamSplitter(enabled=tags_enabled(self._config))
         parser = SSEParser()
@@ -166,6 +170,7 @@ class OpenAICompatibleProvider:
     async def embed(self, request: ProviderEmbedRequest, *, timeout_s: float) -> EmbedAnswer:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
+        body.update(options_for(self._config.kind, request.provider_options, embedding=True))
         async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
         return parse_embed_answer(_loads(raw), len(request.inputs))
@@ -195,6 +200,14 @@ class OpenAICompatibleProvider:
             await session.close()
 
     # ------------------------------------------------------------ internals
+
+    def _chat_body(self, request: ProviderChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The upstream body: the request, ``extra_body``, then the caller's options."""
+        body = build_chat_body(request, stream=stream, max_tokens_field=self._max_tokens_field)
+        body.update(self._config.extra_body)
+        body.update(options_for(self._config.kind, request.provider_options))
+        thinking_off(body, self._config.kind)
+        return body
 
     def _get_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

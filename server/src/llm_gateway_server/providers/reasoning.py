@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Iterable
+from typing import Any
 
-from llm_gateway_server.config.providers import ProviderConfig
+from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.types import ChatAnswer, ChatDelta, Locality
 from llm_gateway_server.providers.openai_wire import final_reason
 
@@ -30,6 +31,28 @@ def tags_enabled(config: ProviderConfig) -> bool:
     if config.reasoning_tags is not None:
         return config.reasoning_tags
     return config.locality is Locality.LOCAL
+
+
+def thinking_off(body: dict[str, Any], kind: ProviderKind) -> None:
+    """Map ``reasoning_effort: none`` in a native body to what ``kind``'s servers take.
+
+    api.openai.com has no "off": its lowest effort (``low``, which every reasoning model
+    accepts). OpenAI-compatible servers (vLLM, llama.cpp, LM Studio) refuse an effort of
+    ``none``; Qwen3-style chat templates turn thinking off with ``enable_thinking``.
+    (The LiteLLM kinds pass ``none`` on: LiteLLM maps it to Ollama's ``think: false``,
+    Anthropic without extended thinking and Gemini's zero thinking budget.)
+    """
+    if body.get("reasoning_effort") != "none":
+        return
+    if kind is ProviderKind.OPENAI:
+        body["reasoning_effort"] = "low"
+        return
+    del body["reasoning_effort"]
+    kwargs = body.get("chat_template_kwargs")
+    body["chat_template_kwargs"] = {
+        **(kwargs if isinstance(kwargs, dict) else {}),
+        "enable_thinking": False,
+    }
 
 
 class _State(enum.Enum):

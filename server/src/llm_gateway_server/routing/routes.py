@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from llm_gateway_server.config.routes import Balancing, RouteConfig
 from llm_gateway_server.core.errors import (
@@ -12,6 +14,7 @@ from llm_gateway_server.core.errors import (
     RouteNotFound,
 )
 from llm_gateway_server.core.types import Principal, Privacy, Task
+from llm_gateway_server.providers.options import check_options
 from llm_gateway_server.routing.privacy import (
     effective_privacy,
     skipped_for_privacy,
@@ -169,3 +172,19 @@ def resolve(
         table=table,
         skipped=skipped,
     )
+
+
+def check_provider_options(
+    resolution: Resolution, options: Mapping[str, Any], *, embedding: bool
+) -> None:
+    """Refuse ``provider_options`` that none of the resolution's targets can take.
+
+    Raises:
+        RequestInvalid: naming ``provider_options.KEY`` (reserved, or unknown to every
+            provider kind of the targets).
+    """
+    if not options or resolution.table is None:
+        return
+    providers = resolution.table.snapshot.config.providers
+    kinds = {providers[t.provider].kind for t in resolution.targets}
+    check_options(options, kinds, embedding=embedding)
