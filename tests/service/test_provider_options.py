@@ -6,6 +6,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
+from llmgateway.client import AsyncGatewayClient
 from llmgateway.v1 import chat_pb2, embed_pb2
 from tests.fakes import FakeOpenAI
 from tests.service.conftest import Running
@@ -86,4 +87,16 @@ async def test_reasoning_effort_none_turns_thinking_off(
     body = upstream.last_request.json
     # vLLM and llama.cpp refuse an effort of "none"; Qwen-style templates take this.
     assert "reasoning_effort" not in body
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+async def test_python_client_sends_options_and_effort_none(
+    gateway: Running, upstream: FakeOpenAI
+) -> None:
+    async with AsyncGatewayClient(gateway.address) as client:
+        await client.chat(
+            "hello", model="chat", reasoning_effort="none", provider_options={"top_k": 5}
+        )
+    body = upstream.last_request.json
+    assert body["top_k"] == 5
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
