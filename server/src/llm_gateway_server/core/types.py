@@ -327,6 +327,12 @@ class ProbeResult:
     latency_s: float
     error: str = ""
     models: tuple[str, ...] = ()
+    #: False when nothing was asked (a cloud API without a free health call): ``ok`` then
+    #: means nothing and health shows the provider as not probed.
+    probed: bool = True
+    #: The server answers whatever model a request names (llama.cpp's server serves its
+    #: one model under any name), so ``models`` says nothing about configured models.
+    any_model: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ from llm_gateway_server.providers.upstream_errors import snippet, status_error
 
 #: Default Ollama address (LiteLLM's default too).
 OLLAMA_API_BASE = "http://localhost:11434"
+#: The probe result of kinds without a free health call.
+NOT_PROBED = "not probed: no free health call; calls feed the breaker"
 
 # LiteLLM model prefixes per kind: (chat, embeddings). ``ollama_chat/`` speaks /api/chat and
 # keeps reasoning and streamed tool calls (``ollama/`` would use /api/generate); embeddings
@@ -184,10 +186,10 @@ class LiteLLMProvider:
         return answer if model == answer.model else dataclasses.replace(answer, model=model)
 
     async def probe(self, *, timeout_s: float) -> ProbeResult:
-        """Ollama: GET /api/tags. Cloud kinds: healthy without a call (probing costs money
-        and LiteLLM has no uniform cheap endpoint); real calls feed their breakers."""
+        """Ollama: GET /api/tags. Other kinds: not probed (probing costs money and LiteLLM
+        has no uniform cheap endpoint); their real calls feed their breakers."""
         if self._config.kind is not ProviderKind.OLLAMA:
-            return ProbeResult(True, 0.0)
+            return ProbeResult(True, 0.0, error=NOT_PROBED, probed=False)
         started = time.perf_counter()
         url = f"{self._api_base}/api/tags"
         timeout = aiohttp.ClientTimeout(total=timeout_s)

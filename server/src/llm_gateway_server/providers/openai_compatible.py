@@ -191,7 +191,11 @@ class OpenAICompatibleProvider:
         names = tuple(
             str(m["id"]) for m in models or () if isinstance(m, dict) and m.get("id") is not None
         )
-        return ProbeResult(True, time.perf_counter() - started, models=names)
+        # llama.cpp's server answers under any model name: its list proves nothing.
+        any_model = any(
+            isinstance(m, dict) and m.get("owned_by") == "llamacpp" for m in models or ()
+        )
+        return ProbeResult(True, time.perf_counter() - started, models=names, any_model=any_model)
 
     async def aclose(self) -> None:
         """Close the connection pool (only from the loop that created it)."""

@@ -18,8 +18,10 @@ class TargetView:
     locality: Locality
     tier: int
     weight: int
-    #: The provider is enabled and the breaker would admit a call.
+    #: The target can be called now (``routing.usability``).
     available: bool
+    #: Why not, when it cannot (such as "run `ollama pull qwen3:8b`").
+    unavailable_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,8 @@ class TargetHealth:
 
     provider: str
     model: str
-    breaker_state: BreakerState
+    #: ``None`` for a target of a disabled provider (no breaker is running for it).
+    breaker_state: BreakerState | None
     consecutive_failures: int
     last_error: str
     last_error_time: datetime | None
@@ -65,6 +68,11 @@ class TargetHealth:
     window_s: float
     in_flight: int
     available: bool
+    #: The provider is disabled: no statistics are made up for it (success rate 0, no
+    #: breaker state).
+    disabled: bool = False
+    #: Why ``available`` is false (``routing.usability``).
+    unavailable_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
