@@ -100,3 +100,10 @@ async def test_python_client_sends_options_and_effort_none(
     body = upstream.last_request.json
     assert body["top_k"] == 5
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+async def test_python_client_embeds_with_options(gateway: Running, upstream: FakeOpenAI) -> None:
+    async with AsyncGatewayClient(gateway.address) as client:
+        vectors = await client.embed(["a"], model="embedding", provider_options={"user": "u-2"})
+    assert len(vectors) == 1
+    assert upstream.last_request.json["user"] == "u-2"

@@ -33,7 +33,8 @@ class RouteView:
     default_for_task: bool
     #: The privacy this caller's requests get when they ask for none.
     default_privacy: Privacy
-    #: The widest privacy this caller may ask for on this route.
+    #: The widest privacy this caller's requests run with on this route (a FLEXIBLE
+    #: request above it is served at this privacy, not refused).
     max_privacy: Privacy
     #: Targets in fallback order (tier, then configured order).
     targets: tuple[TargetView, ...]

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -210,13 +210,23 @@ class AsyncGatewayClient(ClientBase):
         dimensions: int | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        provider_options: Mapping[str, Any] | None = None,
     ) -> list[list[float]]:
         """Embed a batch of texts: one vector per input, in input order.
+
+        `provider_options` are upstream-specific options (such as Ollama's
+        `keep_alive`); chat takes them as the `provider_options` field.
 
         Raises:
             GatewayError: The call failed.
         """
-        request = build_embed_request(inputs, model=model, privacy=privacy, dimensions=dimensions)
+        request = build_embed_request(
+            inputs,
+            model=model,
+            privacy=privacy,
+            dimensions=dimensions,
+            provider_options=provider_options,
+        )
         with gateway_errors(request_id):
             response = await self._stub.Embed(request, **self._call(timeout, request_id))
         return [list(embedding.values) for embedding in response.embeddings]

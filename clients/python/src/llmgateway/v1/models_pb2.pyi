@@ -126,13 +126,17 @@ class RouteInfo(_message.Message):
     default_privacy: _common_pb2.Privacy.ValueType
     """Output only. The privacy a request gets when it asks for none."""
     max_privacy: _common_pb2.Privacy.ValueType
-    """Output only. The widest privacy the route allows."""
+    """Output only. The widest privacy the route serves this caller with:
+    STRICT means local targets only. A FLEXIBLE request on a STRICT route is
+    still served (locally); only the API key's ceiling refuses it.
+    """
     available: _builtins.bool
     """Output only. True when at least one target is usable now."""
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___TargetInfo]:
-        """Output only. The targets in fallback order (by tier, then balanced
-        within a tier).
+        """Output only. Every target of the route: its `targets` list in fallback
+        order (by tier, then balanced within a tier), then the targets only its
+        `flexible` list names.
         """
 
     def __init__(
