@@ -17,6 +17,7 @@ import yaml
 from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2
 from tests.fakes import Behaviour, FakeGemini, FakeOpenAI, Fault
 from tests.service.conftest import Running, Start
+from tests.service.test_validation import error_info
 
 CONFIG = Path(__file__).parents[2] / "configs" / "seed-privacy-routing.yaml"
 
@@ -128,3 +129,14 @@ async def test_embeddings_are_served_locally(
     assert (answer.provider, answer.model) == ("ollama", "nomic-embed-text:latest")
     assert len(answer.embeddings) == 2
     assert gemini.requests == []
+
+
+async def test_a_huge_model_name_is_cut_in_the_error(seed: Running) -> None:
+    request = _chat(common_pb2.TASK_CHAT, common_pb2.PRIVACY_STRICT)
+    request.model = "m" * 6000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await seed.stub.Chat(request, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert len(caught.value.details() or "") < 400
+    info = error_info(caught.value)
+    assert all(len(value) < 300 for value in info.metadata.values())

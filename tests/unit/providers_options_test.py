@@ -98,3 +98,20 @@ def test_whole_numbers_come_back_as_ints() -> None:
         "y": {"z": 2},
     }
     assert isinstance(from_json(8192.0), int)
+
+
+async def test_extra_body_reaches_ollama_too(fake_ollama: FakeOllama) -> None:
+    config = ProviderConfig(
+        kind=ProviderKind.OLLAMA, api_base=fake_ollama.base_url, extra_body={"num_ctx": 16384}
+    )
+    provider = build_provider("ollama", config, None)
+    await provider.chat(ProviderChatRequest(model="qwen3:8b", messages=MESSAGES), timeout_s=10)
+    # The call's own options win over the config's.
+    request = ProviderChatRequest(
+        model="qwen3:8b", messages=MESSAGES, provider_options={"num_ctx": 4096}
+    )
+    await provider.chat(request, timeout_s=10)
+    await provider.aclose()
+    first, second = (r.json for r in fake_ollama.requests[-2:])
+    assert first["options"]["num_ctx"] == 16384
+    assert second["options"]["num_ctx"] == 4096

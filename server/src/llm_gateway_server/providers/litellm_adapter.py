@@ -273,7 +273,9 @@ class LiteLLMProvider:
             extra_headers=self._headers(request.headers),
         )
         body.update(self._auth())
-        # Extra keyword arguments: LiteLLM's ollama_chat puts them under Ollama's ``options``.
+        # Extra keyword arguments (config, then the call's): LiteLLM's ollama_chat puts them
+        # under Ollama's ``options``, other providers' transforms into their request body.
+        body.update(self._config.extra_body)
         body.update(options_for(self._config.kind, request.provider_options))
         return body
 
