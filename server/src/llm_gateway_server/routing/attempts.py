@@ -33,6 +33,7 @@ from llm_gateway_server.routing.retries import plan_retry
 from llm_gateway_server.routing.routes import Resolution
 from llm_gateway_server.routing.table import RoutingTable
 from llm_gateway_server.routing.targets import RouteTarget
+from llm_gateway_server.routing.usability import probe_demoted
 
 _log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class CallAttempts:
             permitted,
             self.resolution.balancing,
             self.rng,
-            demoted=lambda t: self.table.probe_failed(t.provider),
+            demoted=lambda t: probe_demoted(self.table, t.state),
         )
 
     def remaining_s(self) -> float:

@@ -47,11 +47,6 @@ class RoutingTable:
         """True when the provider is enabled and has an adapter."""
         return not self.disabled_reason(provider)
 
-    def probe_failed(self, provider: str) -> bool:
-        """True when the provider's last active probe failed."""
-        state = self.probes.get(provider)
-        return state is not None and state.failed
-
     def target_usable(self, target: RouteTarget) -> bool:
         """Callable now (``routing.usability``): Health, ListModels and readiness agree."""
         return not unusable_reason(self, target.state)

@@ -32,3 +32,11 @@ def unusable_reason(table: RoutingTable, state: TargetState) -> str:
         config = table.snapshot.config.providers[state.provider]
         return missing_model_hint(state.provider, state.model, config)
     return ""
+
+
+def probe_demoted(table: RoutingTable, state: TargetState) -> bool:
+    """True when the last probe says the target will likely fail: its provider failed the
+    probe, or does not list its model. Such targets go to the end of the fallback order
+    (still tried last: a probe can be wrong where a call would work)."""
+    probe = table.probes.get(state.provider)
+    return probe is not None and (probe.failed or probe.missing(state.model))
