@@ -115,3 +115,23 @@ async def test_extra_body_reaches_ollama_too(fake_ollama: FakeOllama) -> None:
     first, second = (r.json for r in fake_ollama.requests[-2:])
     assert first["options"]["num_ctx"] == 16384
     assert second["options"]["num_ctx"] == 4096
+
+
+def test_the_docs_list_every_accepted_key() -> None:
+    from pathlib import Path
+
+    from llm_gateway_server.providers import options
+
+    doc = (Path(__file__).parents[2] / "docs" / "provider-options.md").read_text()
+    chat, embed = doc.split("## Embedding keys per kind")
+    for section, table in ((chat, options.CHAT_KEYS), (embed, options.EMBED_KEYS)):
+        rows = {
+            line.split("|")[1].strip(" `"): line
+            for line in section.splitlines()
+            if line.startswith("| `")
+        }
+        for kind, keys in table.items():
+            for key in keys or ():
+                assert f"`{key}`" in rows[kind.value], (kind, key)
+    for key in options.RESERVED:
+        assert f"`{key}`" in doc

@@ -55,7 +55,8 @@ _OPENAI_CHAT = frozenset(
     }
 )  # fmt: skip
 
-_CHAT: dict[ProviderKind, frozenset[str] | None] = {
+#: Chat keys each kind takes (``None``: any key); docs/provider-options.md lists them.
+CHAT_KEYS: dict[ProviderKind, frozenset[str] | None] = {
     ProviderKind.OPENAI_COMPATIBLE: _OPENAI_COMPATIBLE_CHAT,
     ProviderKind.OPENAI: _OPENAI_CHAT,
     ProviderKind.OLLAMA: _OLLAMA_CHAT,
@@ -64,7 +65,8 @@ _CHAT: dict[ProviderKind, frozenset[str] | None] = {
     #: Any LiteLLM model: whatever it takes (LiteLLM drops what the upstream lacks).
     ProviderKind.LITELLM: None,
 }
-_EMBED: dict[ProviderKind, frozenset[str] | None] = {
+#: Embedding keys each kind takes.
+EMBED_KEYS: dict[ProviderKind, frozenset[str] | None] = {
     ProviderKind.OPENAI_COMPATIBLE: frozenset({"user"}),
     ProviderKind.OPENAI: frozenset({"user"}),
     ProviderKind.OLLAMA: frozenset({"keep_alive", "truncate", "num_ctx"}),
@@ -77,7 +79,7 @@ MAX_OPTIONS = 32
 
 
 def _accepts(kind: ProviderKind, key: str, *, embedding: bool) -> bool:
-    allowed = (_EMBED if embedding else _CHAT).get(kind, frozenset())
+    allowed = (EMBED_KEYS if embedding else CHAT_KEYS).get(kind, frozenset())
     return key not in RESERVED and (allowed is None or key in allowed)
 
 
