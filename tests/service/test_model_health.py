@@ -11,6 +11,7 @@ import pytest
 from llmgateway.v1 import models_pb2
 from tests.fakes import Behaviour, FakeGemini, FakeOllama, FakeOpenAI, Fault
 from tests.service.conftest import Running, Start
+from tests.service.test_cli import _run_cli
 from tests.service.test_seed_privacy import seed_config
 
 PROBED = "probe: {enabled: true, interval_s: 0.05, timeout_s: 1}"
@@ -69,6 +70,11 @@ async def test_never_pulled_model_says_what_to_run(
     assert health.targets[0].unavailable_reason == hint
     assert models.routes[0].targets[0].unavailable_reason == hint
     assert not health.ready and not models.routes[0].available
+    # `llm-gateway models` shows the same verdict and hint.
+    code, out, err = await _run_cli("models", "--target", gw.address)
+    assert code == 0, err
+    assert f"ollama/qwen3:8b  local  down ({hint})" in out
+    assert "(unavailable)" in out
     # Pulled meanwhile: usable at the next probe.
     upstream.models = ("llama3.2:latest", "qwen3:8b")
     await _until(gw, lambda h, m: h.ready and m.routes[0].available)
