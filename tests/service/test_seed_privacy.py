@@ -140,3 +140,26 @@ async def test_a_huge_model_name_is_cut_in_the_error(seed: Running) -> None:
     assert len(caught.value.details() or "") < 400
     info = error_info(caught.value)
     assert all(len(value) < 300 for value in info.metadata.values())
+
+
+async def test_local_think_tags_reach_the_caller_as_reasoning(
+    seed: Running, upstream: FakeOpenAI
+) -> None:
+    pieces = ("<thi", "nk>Private ", "thoughts.</th", "ink>\n\nThe ", "answer.")
+    upstream.behaviour = Behaviour(content="".join(pieces), content_pieces=pieces)
+    answer = await seed.stub.Chat(
+        _chat(common_pb2.TASK_CHAT, common_pb2.PRIVACY_STRICT), timeout=10
+    )
+    assert (answer.reasoning_content, answer.content) == ("Private thoughts.", "The answer.")
+    request = chat_pb2.StreamChatRequest.FromString(
+        _chat(common_pb2.TASK_CHAT, common_pb2.PRIVACY_STRICT).SerializeToString()
+    )
+    reasoning, content = [], []
+    async for message in seed.stub.StreamChat(request, timeout=10):
+        if message.HasField("delta"):
+            reasoning.append(message.delta.reasoning_content)
+            content.append(message.delta.content)
+        else:
+            assert message.summary.finish_reason == chat_pb2.FINISH_REASON_STOP
+    assert "".join(reasoning) == "Private thoughts."
+    assert "".join(content) == "The answer."
