@@ -33,12 +33,21 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None`` (an optional list of models is still a list of models)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
 def config_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     """Every leaf key under ``model``: `server.tls.cert_file`, `providers.*.retry.max_attempts`."""
     keys: set[str] = set()
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
-        annotation = field.annotation
+        annotation = _without_none(field.annotation)
         origin, args = get_origin(annotation), get_args(annotation)
         nested = _models_in(annotation)
         if origin is dict and _models_in(args[1]):

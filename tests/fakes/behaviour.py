@@ -58,6 +58,9 @@ class Behaviour:
     """
 
     content: str = "Hello from the fake."
+    #: Streams: send ``content`` in exactly these pieces (e.g. a tag split in two); they
+    #: must concatenate to ``content``. Empty: word-sized pieces.
+    content_pieces: tuple[str, ...] = ()
     reasoning: str = ""
     #: FakeOpenAI only: the field name reasoning travels under.
     reasoning_field: str = "reasoning_content"
@@ -105,6 +108,10 @@ class Behaviour:
         if self.finish_reason:
             return self.finish_reason
         return "tool_calls" if self.tool_calls else "stop"
+
+    def stream_pieces(self) -> list[str]:
+        """The pieces a stream sends ``content`` in."""
+        return list(self.content_pieces) if self.content_pieces else pieces(self.content)
 
     def vectors(self, inputs: list[str]) -> list[list[float]]:
         """The vectors for ``inputs``."""

@@ -108,7 +108,7 @@ def _lines(b: Behaviour, model: str) -> list[Frame]:
         return Frame(orjson.dumps(obj) + b"\n", payload)
 
     frames = [line({"thinking": p}) for p in pieces(b.reasoning)]
-    frames += [line({"content": p}) for p in pieces(b.content)]
+    frames += [line({"content": p}) for p in b.stream_pieces()]
     if b.tool_calls:
         frames.append(line({"tool_calls": _tool_calls(b)}))
     frames.append(line({}, False, **_done(b)))

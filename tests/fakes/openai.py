@@ -138,7 +138,7 @@ def _chunks(b: Behaviour, model: str, include_usage: bool) -> list[Frame]:
 
     frames = [Frame(chunk({"role": "assistant", "content": ""}))]
     frames += [Frame(chunk({b.reasoning_field: p}), True) for p in pieces(b.reasoning)]
-    frames += [Frame(chunk({"content": p}), True) for p in pieces(b.content)]
+    frames += [Frame(chunk({"content": p}), True) for p in b.stream_pieces()]
     for i, call in enumerate(b.tool_calls):
         head = {"index": i, "id": call.id, "type": "function"}
         frames.append(

@@ -305,7 +305,7 @@ async def test_all_down_no_target_left_with_retry_hint() -> None:
 
 
 async def test_active_probes_over_http_feed_health_and_readiness() -> None:
-    async with FakeOpenAI() as up:
+    async with FakeOpenAI(models=("m",)) as up:
         probe = {"enabled": True, "interval_s": 0.05, "timeout_s": 0.5}
         providers = {"ollama": local(api_base=up.base_url, probe=probe)}
         routes = {"chat": {"targets": [{"provider": "ollama", "model": "m"}]}}

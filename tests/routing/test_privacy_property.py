@@ -1,4 +1,8 @@
-"""Property: no route shape and no sequence of failures sends a STRICT request to the cloud."""
+"""Property: no route shape and no sequence of failures sends a STRICT request to the cloud.
+
+Route shapes include a ``flexible:`` list beside ``targets:`` and a route ``max_privacy``
+of strict, under which a FLEXIBLE request is served too but, like STRICT, only locally.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,8 @@ BEHAVIOURS = st.one_of(
 class Scenario:
     localities: list[Locality]
     targets: list[tuple[int, int | None, int]]  # provider index, tier, weight
+    flexible: list[tuple[int, int | None, int]] | None  # the route's ``flexible:`` list
+    strict_route: bool  # the route's max_privacy is strict
     open_at_start: set[int]  # provider indexes whose breaker starts open
     threshold: int
     max_attempts: int
@@ -63,16 +69,16 @@ class Scenario:
 def scenarios(draw: Any) -> Scenario:
     n = draw(st.integers(1, 4))
     localities = draw(st.lists(st.sampled_from(list(Locality)), min_size=n, max_size=n))
-    targets = draw(
-        st.lists(
-            st.tuples(st.integers(0, n - 1), st.none() | st.integers(0, 3), st.integers(1, 5)),
-            min_size=1,
-            max_size=6,
-        )
+    entries = st.lists(
+        st.tuples(st.integers(0, n - 1), st.none() | st.integers(0, 3), st.integers(1, 5)),
+        min_size=1,
+        max_size=6,
     )
     return Scenario(
         localities=localities,
-        targets=targets,
+        targets=draw(entries),
+        flexible=draw(st.none() | entries),
+        strict_route=draw(st.booleans()),
         open_at_start=draw(st.sets(st.integers(0, n - 1))),
         threshold=draw(st.integers(1, 3)),
         max_attempts=draw(st.integers(1, 3)),
@@ -107,19 +113,25 @@ def build(s: Scenario, clock: FakeClock) -> tuple[Router, dict[str, ScriptedProv
         f"p{i}": local(locality=loc.value, retry=retry, breaker=breaker, timeout_s=0.005)
         for i, loc in enumerate(s.localities)
     }
-    targets = [
-        {
-            "provider": f"p{i}",
-            "model": f"m{k}",
-            "weight": w,
-            **({"tier": t} if t is not None else {}),
-        }
-        for k, (i, t, w) in enumerate(s.targets)
-    ]
-    routes = {
-        "chat": {"balancing": s.balancing, "targets": targets},
-        "embedding": {"task": "embedding", "balancing": s.balancing, "targets": targets},
-    }
+
+    def entries(listed: list[tuple[int, int | None, int]], first: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "provider": f"p{i}",
+                # Models overlap between the two lists, so targets share live state.
+                "model": f"m{first + k}",
+                "weight": w,
+                **({"tier": t} if t is not None else {}),
+            }
+            for k, (i, t, w) in enumerate(listed)
+        ]
+
+    shape: dict[str, Any] = {"balancing": s.balancing, "targets": entries(s.targets, 0)}
+    if s.flexible is not None:
+        shape["flexible"] = entries(s.flexible, 2)
+    if s.strict_route:
+        shape["max_privacy"] = "strict"
+    routes = {"chat": shape, "embedding": {"task": "embedding", **shape}}
     shared = list(s.script)
     fakes = {name: ScriptedProvider(name, shared) for name in providers_cfg}
 
@@ -142,7 +154,8 @@ async def run(router: Router, s: Scenario, clock: FakeClock, privacy: Privacy) -
         task = Task.EMBEDDING if operation == "embed" else None
         try:
             res = router.resolve(model="", task=task, privacy=privacy, principal=ANONYMOUS)
-            if privacy is Privacy.STRICT:
+            if privacy is Privacy.STRICT or s.strict_route:
+                assert res.privacy is Privacy.STRICT
                 assert all(t.locality is Locality.LOCAL for t in res.targets)
             ctx = context(clock, deadline_s=60)
             if operation == "chat":
@@ -164,11 +177,14 @@ async def run(router: Router, s: Scenario, clock: FakeClock, privacy: Privacy) -
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_strict_never_reaches_a_cloud_provider(s: Scenario) -> None:
+@given(scenarios(), st.sampled_from([Privacy.STRICT, Privacy.FLEXIBLE]))
+def test_strict_never_reaches_a_cloud_provider(s: Scenario, privacy: Privacy) -> None:
+    """STRICT requests, and FLEXIBLE ones on a strict route, never reach the cloud."""
+    if privacy is Privacy.FLEXIBLE:
+        s = dataclasses.replace(s, strict_route=True)
     clock = FakeClock()
     router, fakes = build(s, clock)
-    answered = asyncio.run(run(router, s, clock, Privacy.STRICT))
+    answered = asyncio.run(run(router, s, clock, privacy))
     for i, locality in enumerate(s.localities):
         if locality is Locality.CLOUD:
             assert fakes[f"p{i}"].calls == [], f"STRICT request reached cloud provider p{i}"
@@ -185,6 +201,8 @@ def test_flexible_may_use_both(drawn: Scenario, failure: UpstreamFailure) -> Non
         localities=localities,
         targets=[(0, 0, 1), (1, 1, 1)]
         + [(i, t, w) for i, t, w in drawn.targets if i < len(localities)],
+        flexible=None,
+        strict_route=False,
         open_at_start=set(),
         calls=[("chat", 0)],
     )

@@ -8,7 +8,7 @@ import pytest
 
 from llm_gateway_server.config.loader import load_config
 from llm_gateway_server.core.errors import NotPermitted
-from llm_gateway_server.core.types import ANONYMOUS, Locality, Privacy, Task
+from llm_gateway_server.core.types import ANONYMOUS, Locality, Principal, Privacy, Task
 from tests.routing.conftest import MakeRouter
 from tests.routing.fakes import FakeProvider
 
@@ -29,11 +29,14 @@ def test_seed_table(make_router: MakeRouter, task: Task) -> None:
     strict = router.resolve(model="", task=task, privacy=None, principal=ANONYMOUS)
     assert strict.privacy is Privacy.STRICT
     assert [(t.provider, t.model) for t in strict.targets] == [("ollama", local_model)]
+    assert strict.skipped == (f"gemini/{cloud_model}",)
     flexible = router.resolve(model="", task=task, privacy=Privacy.FLEXIBLE, principal=ANONYMOUS)
+    # FLEXIBLE: the stronger cloud model first, the local one as fallback.
     assert [(t.provider, t.model, t.locality) for t in flexible.targets] == [
-        ("ollama", local_model, Locality.LOCAL),
         ("gemini", cloud_model, Locality.CLOUD),
+        ("ollama", local_model, Locality.LOCAL),
     ]
+    assert flexible.skipped == ()
 
 
 def test_embeddings_stay_local_and_gemini_needs_its_key(make_router: MakeRouter) -> None:
@@ -43,8 +46,25 @@ def test_embeddings_stay_local_and_gemini_needs_its_key(make_router: MakeRouter)
     router = make_router(snap, {"ollama": FakeProvider("ollama")})
     emb = router.resolve(model="", task=Task.EMBEDDING, privacy=None, principal=ANONYMOUS)
     assert [t.model for t in emb.targets] == ["nomic-embed-text:latest"]
-    with pytest.raises(NotPermitted):
-        router.resolve(model="", task=Task.EMBEDDING, privacy=Privacy.FLEXIBLE, principal=ANONYMOUS)
+    # FLEXIBLE means "cloud allowed", not "cloud required": served by the local model.
+    flexible = router.resolve(
+        model="", task=Task.EMBEDDING, privacy=Privacy.FLEXIBLE, principal=ANONYMOUS
+    )
+    assert [t.model for t in flexible.targets] == ["nomic-embed-text:latest"]
+    assert flexible.privacy is Privacy.STRICT
     # Without the key, FLEXIBLE chat still works, on the local target only.
     chat = router.resolve(model="", task=Task.CHAT, privacy=Privacy.FLEXIBLE, principal=ANONYMOUS)
     assert [t.provider for t in chat.targets] == ["ollama"]
+
+
+def test_a_key_ceiling_still_refuses_flexible(make_router: MakeRouter) -> None:
+    """A key's ``max_privacy`` is a hard policy, unlike a route's."""
+    snap = load_config(CONFIG, env={"GEMINI_API_KEY": "test-key"})
+    router = make_router(snap, {"ollama": FakeProvider("ollama"), "gemini": FakeProvider("gemini")})
+    strict_key = Principal(tenant="t", max_privacy=Privacy.STRICT)
+    with pytest.raises(NotPermitted) as info:
+        router.resolve(model="chat", task=None, privacy=Privacy.FLEXIBLE, principal=strict_key)
+    assert info.value.reason == "PRIVACY_NOT_PERMITTED"
+    # Asking for nothing runs STRICT, on the local model only.
+    res = router.resolve(model="chat", task=None, privacy=None, principal=strict_key)
+    assert [t.provider for t in res.targets] == ["ollama"]

@@ -46,18 +46,21 @@ def describe_config(snapshot: ConfigSnapshot) -> list[str]:
             f"  {name}: task={route.task.value}{default} privacy={privacy} "
             f"max_privacy={route.max_privacy.value} balancing={route.balancing.value}"
         )
-        for i, target in enumerate(route.targets):
-            provider = cfg.providers[target.provider]
-            tier = target.tier if target.tier is not None else i
-            state = (
-                f"DISABLED: {snapshot.disabled[target.provider]}"
-                if target.provider in snapshot.disabled
-                else "enabled"
-            )
-            lines.append(
-                f"    tier {tier} weight {target.weight}: {target.provider}/{target.model} "
-                f"[{provider.kind.value}, {provider.locality.value}] {state}"
-            )
+        lists = (("", route.targets), ("flexible ", route.flexible or ()))
+        for label, targets in lists:
+            for i, target in enumerate(targets):
+                provider = cfg.providers[target.provider]
+                tier = target.tier if target.tier is not None else i
+                state = (
+                    f"DISABLED: {snapshot.disabled[target.provider]}"
+                    if target.provider in snapshot.disabled
+                    else "enabled"
+                )
+                lines.append(
+                    f"    {label}tier {tier} weight {target.weight}: "
+                    f"{target.provider}/{target.model} "
+                    f"[{provider.kind.value}, {provider.locality.value}] {state}"
+                )
     lines.append("providers disabled:" if snapshot.disabled else "providers disabled: none")
     lines.extend(f"  {name}: {why}" for name, why in snapshot.disabled.items())
     return lines

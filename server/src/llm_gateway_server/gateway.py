@@ -32,7 +32,7 @@ from llm_gateway_server.core.types import (
 )
 from llm_gateway_server.routing.results import ChatResult, StreamSummary
 from llm_gateway_server.routing.router import Router
-from llm_gateway_server.routing.routes import Resolution
+from llm_gateway_server.routing.routes import Resolution, check_provider_options
 from llm_gateway_server.routing.views import HealthView, RouteView
 from llm_gateway_server.state import (
     Admission,
@@ -135,6 +135,9 @@ class Gateway:
     ) -> tuple[Resolution, Admission]:
         resolution = self._router.resolve(
             model=request.model, task=task, privacy=request.privacy, principal=ctx.principal
+        )
+        check_provider_options(
+            resolution, request.provider_options, embedding=isinstance(request, EmbedRequest)
         )
         if isinstance(request, ChatRequest):
             scope.set_request(

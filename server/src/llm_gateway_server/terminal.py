@@ -76,5 +76,6 @@ def models(args: argparse.Namespace) -> int:
         for target in route.targets:
             where = common_pb2.Locality.Name(target.locality).removeprefix("LOCALITY_").lower()
             ok = "up" if target.available else "down"
-            print(f"  tier {target.tier}  {target.provider}/{target.model}  {where}  {ok}")
+            why = f" ({target.unavailable_reason})" if target.unavailable_reason else ""
+            print(f"  tier {target.tier}  {target.provider}/{target.model}  {where}  {ok}{why}")
     return 0

@@ -32,13 +32,15 @@ class GatewayConfig(BaseModel):
         for route_name, route in self.routes.items():
             if "/" in route_name:
                 errors.append(f"routes.{route_name}: a route name may not contain '/'")
-            for i, target in enumerate(route.targets):
-                if target.provider not in self.providers:
-                    known = ", ".join(sorted(self.providers)) or "none"
-                    errors.append(
-                        f"routes.{route_name}.targets[{i}].provider: unknown provider "
-                        f"{target.provider!r} (known: {known})"
-                    )
+            lists = (("targets", route.targets), ("flexible", route.flexible or ()))
+            for field, targets in lists:
+                for i, target in enumerate(targets):
+                    if target.provider not in self.providers:
+                        known = ", ".join(sorted(self.providers)) or "none"
+                        errors.append(
+                            f"routes.{route_name}.{field}[{i}].provider: unknown provider "
+                            f"{target.provider!r} (known: {known})"
+                        )
         for task in Task:
             defaults = [n for n, r in self.routes.items() if r.task is task and r.default]
             if len(defaults) > 1:

@@ -114,8 +114,9 @@ class ProviderConfig(BaseModel):
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     #: Extra HTTP headers sent upstream (values may use ${ENV} interpolation).
     headers: dict[str, str] = Field(default_factory=dict)
-    #: Extra fields merged into every chat request body (openai_compatible and openai):
-    #: server-specific options such as vLLM's ``top_k`` or llama.cpp's ``ignore_eos``.
+    #: Extra fields merged into every chat request: the body of the native kinds
+    #: (vLLM's ``top_k``, llama.cpp's ``ignore_eos``), extra LiteLLM arguments for the
+    #: others (Ollama's ``num_ctx``, which LiteLLM sends under ``options``).
     extra_body: dict[str, Any] = Field(default_factory=dict)
     #: Ask the upstream to stream even for unary Chat (native kinds): a cancelled or
     #: timed-out call then frees the upstream's slot at once. llama.cpp's server keeps

@@ -1,4 +1,4 @@
-"""The ``routes:`` section: named routes and their ordered targets."""
+"""The ``routes:`` section: named routes and their ordered targets, per privacy level."""
 
 from __future__ import annotations
 
@@ -57,7 +57,31 @@ class RouteConfig(BaseModel):
     default: bool | None = None
     #: Privacy for requests that ask for none. Unset: ``server.default_privacy``.
     default_privacy: PrivacySetting | None = None
-    #: Widest privacy allowed on this route (a STRICT route never reaches the cloud).
+    #: Widest privacy this route serves with. A ``strict`` route never reaches the cloud;
+    #: it still serves FLEXIBLE requests (with its local targets), since FLEXIBLE means
+    #: "cloud allowed", never "cloud required". Only a key's ``max_privacy`` refuses.
     max_privacy: PrivacySetting = PrivacySetting.FLEXIBLE
     balancing: Balancing = Balancing.LEAST_OUTSTANDING
+    #: The targets in fallback order. STRICT requests use the local ones among them;
+    #: FLEXIBLE requests use all of them unless ``flexible`` is set.
     targets: tuple[TargetConfig, ...] = Field(min_length=1)
+    #: The targets of FLEXIBLE requests, in their own fallback order (e.g. the cloud model
+    #: first, the local one as fallback). Unset: ``targets``.
+    flexible: tuple[TargetConfig, ...] | None = Field(default=None, min_length=1)
+
+    @property
+    def all_targets(self) -> tuple[TargetConfig, ...]:
+        """Every distinct target of the route: ``targets``, then ``flexible``'s others.
+
+        Health, ListModels and readiness look at these; a request gets the ones of its
+        privacy (``routing.privacy.targets_for``).
+        """
+        seen = {(t.provider, t.model) for t in self.targets}
+        extra = tuple(t for t in self.flexible or () if (t.provider, t.model) not in seen)
+        return self.targets + extra
+
+    def targets_of(self, privacy: Privacy) -> tuple[TargetConfig, ...]:
+        """The configured list a request of ``privacy`` orders its targets by."""
+        if privacy is Privacy.FLEXIBLE and self.flexible is not None:
+            return self.flexible
+        return self.targets

@@ -76,6 +76,8 @@ class ReasoningEffort(enum.StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
+    #: Thinking off where the model allows it (the adapters map it per kind).
+    NONE = "none"
 
 
 class ResponseFormatType(enum.StrEnum):
@@ -201,6 +203,9 @@ class ChatRequest:
     sampling: Sampling = field(default_factory=Sampling)
     cache: CacheControl = field(default_factory=CacheControl)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: Upstream-specific options (``num_ctx``, ``top_k``...), checked against the route's
+    #: provider kinds (``providers.options``).
+    provider_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,8 @@ class EmbedRequest:
     privacy: Privacy | None = None
     dimensions: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: As ``ChatRequest.provider_options``.
+    provider_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +233,8 @@ class ProviderChatRequest:
     sampling: Sampling = field(default_factory=Sampling)
     #: Extra HTTP headers for the upstream call (W3C trace context).
     headers: dict[str, str] = field(default_factory=dict)
+    #: The caller's provider options; each adapter takes the keys of its kind.
+    provider_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +245,8 @@ class ProviderEmbedRequest:
     inputs: tuple[str, ...]
     dimensions: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: As ``ProviderChatRequest.provider_options``.
+    provider_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +327,12 @@ class ProbeResult:
     latency_s: float
     error: str = ""
     models: tuple[str, ...] = ()
+    #: False when nothing was asked (a cloud API without a free health call): ``ok`` then
+    #: means nothing and health shows the provider as not probed.
+    probed: bool = True
+    #: The server answers whatever model a request names (llama.cpp's server serves its
+    #: one model under any name), so ``models`` says nothing about configured models.
+    any_model: bool = False
 
 
 @dataclass(frozen=True, slots=True)

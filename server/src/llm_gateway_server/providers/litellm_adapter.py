@@ -38,10 +38,14 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
+from llm_gateway_server.providers.options import options_for
+from llm_gateway_server.providers.reasoning import StreamSplitter, split_answer, tags_enabled
 from llm_gateway_server.providers.upstream_errors import snippet, status_error
 
 #: Default Ollama address (LiteLLM's default too).
 OLLAMA_API_BASE = "http://localhost:11434"
+#: The probe result of kinds without a free health call.
+NOT_PROBED = "not probed: no free health call; calls feed the breaker"
 
 # LiteLLM model prefixes per kind: (chat, embeddings). ``ollama_chat/`` speaks /api/chat and
 # keeps reasoning and streamed tool calls (``ollama/`` would use /api/generate); embeddings
@@ -114,6 +118,7 @@ class LiteLLMProvider:
         except Exception as exc:
             raise self._error(exc, timeout_s) from None
         answer = parse_chat_answer(_dump(response))
+        answer = split_answer(answer, enabled=tags_enabled(self._config))
         return _with_model(answer, self._chat_prefix)
 
     async def stream(
@@ -124,6 +129,7 @@ class LiteLLMProvider:
         kwargs.update(stream=True, stream_options={"include_usage": True})
         deadline = asyncio.get_running_loop().time() + timeout_s
         assembler = StreamAssembler()
+        think = StreamSplitter(enabled=tags_enabled(self._config))
         wrapper: Any = None
         try:
             # The deadline covers each wait, never a yield: the consumer's time between
@@ -137,12 +143,11 @@ class LiteLLMProvider:
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
-                for delta in assembler.feed(_dump(chunk)):
+                for delta in think.feed(assembler.feed(_dump(chunk))):
                     yield _delta_model(delta, self._chat_prefix)
             # LiteLLM always reports a finish reason for a complete stream: none means cut.
-            final = assembler.end(done=False)
-            if final is not None:
-                yield _delta_model(final, self._chat_prefix)
+            for delta in think.end(assembler.end(done=False)):
+                yield _delta_model(delta, self._chat_prefix)
         except UpstreamError:
             raise
         except Exception as exc:
@@ -170,6 +175,7 @@ class LiteLLMProvider:
         kwargs.update(self._auth())
         if request.dimensions is not None:
             kwargs["dimensions"] = request.dimensions
+        kwargs.update(options_for(self._config.kind, request.provider_options, embedding=True))
         try:
             async with asyncio.timeout(timeout_s):
                 response = await self._litellm.aembedding(**kwargs)
@@ -180,10 +186,10 @@ class LiteLLMProvider:
         return answer if model == answer.model else dataclasses.replace(answer, model=model)
 
     async def probe(self, *, timeout_s: float) -> ProbeResult:
-        """Ollama: GET /api/tags. Cloud kinds: healthy without a call (probing costs money
-        and LiteLLM has no uniform cheap endpoint); real calls feed their breakers."""
+        """Ollama: GET /api/tags. Other kinds: not probed (probing costs money and LiteLLM
+        has no uniform cheap endpoint); their real calls feed their breakers."""
         if self._config.kind is not ProviderKind.OLLAMA:
-            return ProbeResult(True, 0.0)
+            return ProbeResult(True, 0.0, error=NOT_PROBED, probed=False)
         started = time.perf_counter()
         url = f"{self._api_base}/api/tags"
         timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -267,6 +273,10 @@ class LiteLLMProvider:
             extra_headers=self._headers(request.headers),
         )
         body.update(self._auth())
+        # Extra keyword arguments (config, then the call's): LiteLLM's ollama_chat puts them
+        # under Ollama's ``options``, other providers' transforms into their request body.
+        body.update(self._config.extra_body)
+        body.update(options_for(self._config.kind, request.provider_options))
         return body
 
     def _get_session(self) -> aiohttp.ClientSession:

@@ -34,6 +34,13 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
+from llm_gateway_server.providers.options import options_for
+from llm_gateway_server.providers.reasoning import (
+    StreamSplitter,
+    split_answer,
+    tags_enabled,
+    thinking_off,
+)
 from llm_gateway_server.providers.sse import DONE, SSEEvent, SSEParser
 from llm_gateway_server.providers.upstream_errors import (
     error_text,
@@ -96,11 +103,10 @@ class OpenAICompatibleProvider:
         """POST /chat/completions and return the parsed answer."""
         if self._config.stream_unary:
             return await self._chat_by_stream(request, timeout_s=timeout_s)
-        body = build_chat_body(request, stream=False, max_tokens_field=self._max_tokens_field)
-        body.update(self._config.extra_body)
+        body = self._chat_body(request, stream=False)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
-        return parse_chat_answer(_loads(raw))
+        return split_answer(parse_chat_answer(_loads(raw)), enabled=tags_enabled(self._config))
 
     async def _chat_by_stream(
         self, request: ProviderChatRequest, *, timeout_s: float
@@ -120,16 +126,16 @@ class OpenAICompatibleProvider:
         self, request: ProviderChatRequest, *, timeout_s: float
     ) -> AsyncGenerator[ChatDelta]:
         """POST /chat/completions with ``stream: true`` and yield deltas as chunks arrive."""
-        body = build_chat_body(request, stream=True, max_tokens_field=self._max_tokens_field)
-        body.update(self._config.extra_body)
+        body = self._chat_body(request, stream=True)
         assembler = StreamAssembler()
+        think = StreamSplitter(enabled=tags_enabled(self._config))
         parser = SSEParser()
         headers = {**request.headers, "Accept": "text/event-stream"}
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
             done = False
             async for chunk in resp.content.iter_any():
                 batch, done, error = self._batch(assembler, parser.feed(chunk))
-                for delta in coalesce(batch):
+                for delta in coalesce(think.feed(batch)):
                     yield delta
                 if error is not None:
                     raise error
@@ -137,13 +143,12 @@ class OpenAICompatibleProvider:
                     break
             else:
                 batch, done, error = self._batch(assembler, parser.flush())
-                for delta in coalesce(batch):
+                for delta in coalesce(think.feed(batch)):
                     yield delta
                 if error is not None:
                     raise error
-            final = assembler.end(done=done)
-            if final is not None:
-                yield final
+            for delta in think.end(assembler.end(done=done)):
+                yield delta
             if done and not resp.content.at_eof():
                 await _drain(resp)
 
@@ -165,6 +170,7 @@ class OpenAICompatibleProvider:
     async def embed(self, request: ProviderEmbedRequest, *, timeout_s: float) -> EmbedAnswer:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
+        body.update(options_for(self._config.kind, request.provider_options, embedding=True))
         async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
             raw = await resp.read()
         return parse_embed_answer(_loads(raw), len(request.inputs))
@@ -185,7 +191,11 @@ class OpenAICompatibleProvider:
         names = tuple(
             str(m["id"]) for m in models or () if isinstance(m, dict) and m.get("id") is not None
         )
-        return ProbeResult(True, time.perf_counter() - started, models=names)
+        # llama.cpp's server answers under any model name: its list proves nothing.
+        any_model = any(
+            isinstance(m, dict) and m.get("owned_by") == "llamacpp" for m in models or ()
+        )
+        return ProbeResult(True, time.perf_counter() - started, models=names, any_model=any_model)
 
     async def aclose(self) -> None:
         """Close the connection pool (only from the loop that created it)."""
@@ -194,6 +204,14 @@ class OpenAICompatibleProvider:
             await session.close()
 
     # ------------------------------------------------------------ internals
+
+    def _chat_body(self, request: ProviderChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The upstream body: the request, ``extra_body``, then the caller's options."""
+        body = build_chat_body(request, stream=stream, max_tokens_field=self._max_tokens_field)
+        body.update(self._config.extra_body)
+        body.update(options_for(self._config.kind, request.provider_options))
+        thinking_off(body, self._config.kind)
+        return body
 
     def _get_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

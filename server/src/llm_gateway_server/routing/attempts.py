@@ -28,11 +28,12 @@ from llm_gateway_server.routing.balancing import order_targets
 from llm_gateway_server.routing.breakers import BreakerState, Ticket
 from llm_gateway_server.routing.concurrency import ConcurrencyLimited
 from llm_gateway_server.routing.observer import AttemptInfo, AttemptScope, RoutingObserver
-from llm_gateway_server.routing.privacy import locality_permitted
+from llm_gateway_server.routing.privacy import locality_permitted, skipped_note
 from llm_gateway_server.routing.retries import plan_retry
 from llm_gateway_server.routing.routes import Resolution
 from llm_gateway_server.routing.table import RoutingTable
 from llm_gateway_server.routing.targets import RouteTarget
+from llm_gateway_server.routing.usability import probe_demoted
 
 _log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class CallAttempts:
             permitted,
             self.resolution.balancing,
             self.rng,
-            demoted=lambda t: self.table.probe_failed(t.provider),
+            demoted=lambda t: probe_demoted(self.table, t.state),
         )
 
     def remaining_s(self) -> float:
@@ -275,7 +276,7 @@ class CallAttempts:
         return "; ".join(
             f"{a.provider}/{a.model}: {a.outcome.value}" + (f" ({a.error})" if a.error else "")
             for a in self.attempts
-        )
+        ) + skipped_note(self.resolution.skipped)
 
     def exhausted(self, last: Failed | None) -> GatewayError:
         """The error when every target failed: RESOURCE_EXHAUSTED if load shedding was the

@@ -61,6 +61,7 @@ def provider_chat_request(request: ChatRequest, model: str) -> ProviderChatReque
         tool_choice=request.tool_choice,
         response_format=request.response_format,
         sampling=request.sampling,
+        provider_options=request.provider_options,
     )
 
 
@@ -94,7 +95,10 @@ class EmbedOp:
     async def call(self, provider: Provider, model: str, timeout_s: float) -> EmbedAnswer:
         """Ask for the vectors."""
         req = ProviderEmbedRequest(
-            model=model, inputs=self._request.inputs, dimensions=self._request.dimensions
+            model=model,
+            inputs=self._request.inputs,
+            dimensions=self._request.dimensions,
+            provider_options=self._request.provider_options,
         )
         return await provider.embed(req, timeout_s=timeout_s)
 

@@ -4,7 +4,10 @@ Rule fed into routing: a target whose provider failed its last probe is demoted 
 of the fallback order (keeping its tier order among the demoted), so it is not called while
 any other target is usable, but is still tried as a last resort (a probe can fail while
 chat still works, e.g. an Ollama without ``/v1/models``). Readiness counts such targets as
-unusable.
+unusable, and so does a target whose model is missing from the list the probe got back
+(a model never pulled into Ollama): its health says what to run.
+
+A provider kind with no free health call reports "not probed", never a made-up OK.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from llm_gateway_server.config.providers import ProviderConfig
+from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.redaction import redact
 from llm_gateway_server.core.types import ProbeResult
 from llm_gateway_server.providers.base import Provider
@@ -36,11 +39,54 @@ class ProbeState:
     error: str = ""
     at: datetime | None = None
     latency_s: float = 0.0
+    #: The models the upstream listed (normalized, see ``model_key``); ``None``: unknown,
+    #: or a server that answers under any model name.
+    models: frozenset[str] | None = None
 
     @property
     def failed(self) -> bool:
         """True when the last probe ran and failed."""
         return self.ok is False
+
+    def record(self, result: ProbeResult) -> None:
+        """Take in one probe's result."""
+        self.ok = result.ok if result.probed else None
+        self.error = result.error
+        self.latency_s = result.latency_s
+        self.at = datetime.now(UTC) if result.probed else None
+        if not result.ok or not result.probed:
+            self.models = None
+        elif result.any_model or not result.models:
+            # An empty list is more likely a server that lists nothing than one with no
+            # model at all; calls will tell.
+            self.models = None
+        else:
+            self.models = frozenset(model_key(m) for m in result.models[:_MAX_MODELS])
+
+    def missing(self, model: str) -> bool:
+        """True when the last probe listed the upstream's models and ``model`` is not one."""
+        return self.ok is True and self.models is not None and model_key(model) not in self.models
+
+
+#: Models of one listing kept at most (an upstream may list thousands).
+_MAX_MODELS = 10_000
+
+
+def model_key(name: str) -> str:
+    """A model name as listings compare: case-insensitive, Ollama's implicit ``:latest``."""
+    name = name.strip().lower()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def missing_model_hint(provider: str, model: str, config: ProviderConfig) -> str:
+    """What a target whose model the upstream does not list reports, and what to run."""
+    base = (config.api_base or "").lower()
+    ollama = config.kind is ProviderKind.OLLAMA or "ollama" in provider.lower() or ":11434" in base
+    shown = model if len(model) <= 200 else model[:200] + "..."
+    if ollama:
+        return f"model {shown!r} is not pulled on {provider!r}: run `ollama pull {shown}`"
+    return f"model {shown!r} is not in {provider!r}'s model list: load or serve it there"
 
 
 class ProbeRunner:
@@ -105,11 +151,12 @@ class ProbeRunner:
         while True:
             await asyncio.sleep(wait)
             result = await probe_once(provider, config)
-            changed = state.ok is not result.ok
-            state.ok = result.ok
-            state.error = result.error
-            state.latency_s = result.latency_s
-            state.at = datetime.now(UTC)
+            if not result.probed:
+                state.record(result)
+                return  # nothing to ask this kind, now or later
+            before = (state.ok, state.models)
+            state.record(result)
+            changed = (state.ok, state.models) != before
             if changed:
                 if result.ok:
                     _log.info("provider %s: probe ok (%.3f s)", name, result.latency_s)

@@ -39,6 +39,7 @@ from llm_gateway_server.routing.routes import Resolution, resolve
 from llm_gateway_server.routing.streaming import run_stream
 from llm_gateway_server.routing.table import RoutingTable, build_table
 from llm_gateway_server.routing.targets import TargetState
+from llm_gateway_server.routing.usability import unusable_reason
 from llm_gateway_server.routing.views import (
     HealthView,
     ProviderHealth,
@@ -224,10 +225,9 @@ class Router:
                 continue
             widest = ceiling(route, principal)
             targets = tuple(
-                TargetView(
-                    t.provider, t.model, t.locality, t.tier, t.weight, table.target_available(t)
-                )
+                TargetView(t.provider, t.model, t.locality, t.tier, t.weight, not why, why)
                 for t in table.routes[name]
+                for why in (unusable_reason(table, t.state),)
             )
             views.append(
                 RouteView(
@@ -400,25 +400,24 @@ def _target_health(table: RoutingTable, state: TargetState) -> TargetHealth:
     breaker = state.breaker
     stats = state.stats.window.stats()
     note = state.stats.last_error
-    available = (
-        table.provider_usable(state.provider)
-        and breaker.usable()
-        and not table.probe_failed(state.provider)
-    )
+    why = unusable_reason(table, state)
+    disabled = not table.provider_usable(state.provider)
     return TargetHealth(
         provider=state.provider,
         model=state.model,
-        breaker_state=breaker.state,
+        breaker_state=None if disabled else breaker.state,
         consecutive_failures=breaker.consecutive_failures,
         last_error=note.message if note else "",
         last_error_time=note.at if note else None,
         latency_p50_s=stats.p50_s,
         latency_p95_s=stats.p95_s,
-        success_rate=stats.success_rate,
+        success_rate=0.0 if disabled else stats.success_rate,
         window_calls=stats.calls,
         window_s=state.stats.window.window_s,
         in_flight=state.stats.in_flight,
-        available=available,
+        available=not why,
+        disabled=disabled,
+        unavailable_reason=why,
     )
 
 

@@ -17,6 +17,7 @@ from llm_gateway_server.routing.breakers import StorageFactory, TransitionHook
 from llm_gateway_server.routing.concurrency import ProviderLimiter
 from llm_gateway_server.routing.probes import ProbeState
 from llm_gateway_server.routing.targets import RouteTarget, TargetRegistry
+from llm_gateway_server.routing.usability import unusable_reason
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,9 @@ class RoutingTable:
         """True when the provider is enabled and has an adapter."""
         return not self.disabled_reason(provider)
 
-    def probe_failed(self, provider: str) -> bool:
-        """True when the provider's last active probe failed."""
-        state = self.probes.get(provider)
-        return state is not None and state.failed
-
-    def target_available(self, target: RouteTarget) -> bool:
-        """Enabled provider and a breaker that would admit a call (ListModels)."""
-        return self.provider_usable(target.provider) and target.state.breaker.usable()
-
     def target_usable(self, target: RouteTarget) -> bool:
-        """Available and not failing its probes (Health and readiness)."""
-        return self.target_available(target) and not self.probe_failed(target.provider)
+        """Callable now (``routing.usability``): Health, ListModels and readiness agree."""
+        return not unusable_reason(self, target.state)
 
     def direct_target(self, provider: str, model: str) -> RouteTarget:
         """A ``provider/model`` target outside any route."""
@@ -90,7 +82,7 @@ def _route_targets(
             position=i,
             state=registry.get(t.provider, t.model),
         )
-        for i, t in enumerate(route.targets)
+        for i, t in enumerate(route.all_targets)
     ]
     return tuple(sorted(targets, key=lambda t: (t.tier, t.position)))
 

@@ -18,8 +18,10 @@ class TargetView:
     locality: Locality
     tier: int
     weight: int
-    #: The provider is enabled and the breaker would admit a call.
+    #: The target can be called now (``routing.usability``).
     available: bool
+    #: Why not, when it cannot (such as "run `ollama pull qwen3:8b`").
+    unavailable_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,8 @@ class RouteView:
     default_for_task: bool
     #: The privacy this caller's requests get when they ask for none.
     default_privacy: Privacy
-    #: The widest privacy this caller may ask for on this route.
+    #: The widest privacy this caller's requests run with on this route (a FLEXIBLE
+    #: request above it is served at this privacy, not refused).
     max_privacy: Privacy
     #: Targets in fallback order (tier, then configured order).
     targets: tuple[TargetView, ...]
@@ -54,7 +57,8 @@ class TargetHealth:
 
     provider: str
     model: str
-    breaker_state: BreakerState
+    #: ``None`` for a target of a disabled provider (no breaker is running for it).
+    breaker_state: BreakerState | None
     consecutive_failures: int
     last_error: str
     last_error_time: datetime | None
@@ -65,6 +69,11 @@ class TargetHealth:
     window_s: float
     in_flight: int
     available: bool
+    #: The provider is disabled: no statistics are made up for it (success rate 0, no
+    #: breaker state).
+    disabled: bool = False
+    #: Why ``available`` is false (``routing.usability``).
+    unavailable_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,7 +232,7 @@ class RequestPolicy:
         if targets is None:
             route_config = config.routes.get(route)
             if route_config is not None:
-                targets = [(t.provider, t.model) for t in route_config.targets]
+                targets = [(t.provider, t.model) for t in route_config.all_targets]
             elif "/" in route:
                 provider, _, model = route.partition("/")
                 targets = [(provider, model)]

@@ -11,8 +11,9 @@ Caching rule (``CacheConfig`` and ``ChatRequest.cache``):
 - An entry lives ``cache.ttl_s`` seconds, or the request's ``cache.ttl`` when set
   (a TTL of 0 stores nothing).
 - The key covers the route, the requested model, the privacy asked for, the messages,
-  the sampling parameters, tools, tool choice and response format; it is scoped to the
-  tenant unless ``cache.shared_across_tenants``. Request metadata is not part of it.
+  the sampling parameters, tools, tool choice, response format and provider options; it
+  is scoped to the tenant unless ``cache.shared_across_tenants``. Request metadata is not
+  part of it.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def cache_key(request: ChatRequest, *, route: str, principal: Principal, shared:
         request.tools,
         request.tool_choice,
         request.response_format,
+        request.provider_options,
     )
     payload = orjson.dumps(normalized, default=_bytes_digest, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(payload, digest_size=16).hexdigest()

@@ -10,12 +10,13 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.duration_pb2 import Duration
 
 from llm_gateway_server.core import types as t
 from llm_gateway_server.core.errors import RequestInvalid
 from llm_gateway_server.core.types import AttemptRecord, ChatAnswer, ChatDelta, Usage
+from llm_gateway_server.providers.options import from_json
 from llmgateway.v1 import chat_pb2, common_pb2, embed_pb2
 
 _ROLES = {
@@ -44,6 +45,7 @@ _EFFORT = {
     chat_pb2.REASONING_EFFORT_LOW: t.ReasoningEffort.LOW,
     chat_pb2.REASONING_EFFORT_MEDIUM: t.ReasoningEffort.MEDIUM,
     chat_pb2.REASONING_EFFORT_HIGH: t.ReasoningEffort.HIGH,
+    chat_pb2.REASONING_EFFORT_NONE: t.ReasoningEffort.NONE,
 }
 _FORMATS = {
     chat_pb2.RESPONSE_FORMAT_TYPE_TEXT: t.ResponseFormatType.TEXT,
@@ -245,6 +247,7 @@ def chat_request(req: ChatLike, *, max_image_bytes: int) -> t.ChatRequest:
         sampling=sampling,
         cache=_cache(req) if "cache" in present else t.CacheControl(),
         metadata=dict(present["metadata"]) if "metadata" in present else {},
+        provider_options=_options(present.get("provider_options")),
     )
 
 
@@ -266,7 +269,15 @@ def embed_request(req: embed_pb2.EmbedRequest) -> t.EmbedRequest:
         privacy=_enum(req.privacy, _PRIVACY, "privacy"),
         dimensions=dimensions,
         metadata=dict(req.metadata),
+        provider_options=_options(
+            req.provider_options if req.HasField("provider_options") else None
+        ),
     )
+
+
+def _options(struct: struct_pb2.Struct | None) -> dict[str, Any]:
+    """``provider_options`` as plain JSON (checked per provider kind after resolution)."""
+    return from_json(json_format.MessageToDict(struct)) if struct is not None else {}
 
 
 def usage_pb(usage: Usage | None) -> common_pb2.Usage:

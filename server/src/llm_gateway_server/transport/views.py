@@ -107,6 +107,7 @@ def _target_view(view: TargetView) -> models_pb2.TargetInfo:
         tier=view.tier,
         weight=view.weight,
         available=view.available,
+        unavailable_reason=view.unavailable_reason,
     )
 
 
@@ -142,7 +143,11 @@ def _target_health(t: TargetHealth) -> models_pb2.TargetHealth:
     msg = models_pb2.TargetHealth(
         provider=t.provider,
         model=t.model,
-        breaker_state=_BREAKER[t.breaker_state],
+        breaker_state=(
+            _BREAKER[t.breaker_state]
+            if t.breaker_state is not None
+            else models_pb2.BREAKER_STATE_UNSPECIFIED
+        ),
         consecutive_failures=t.consecutive_failures,
         last_error=t.last_error,
         last_error_time=_timestamp(t.last_error_time),
@@ -151,6 +156,8 @@ def _target_health(t: TargetHealth) -> models_pb2.TargetHealth:
         window=_duration(t.window_s),
         in_flight=t.in_flight,
         available=t.available,
+        disabled=t.disabled,
+        unavailable_reason=t.unavailable_reason,
     )
     if t.latency_p50_s is not None:
         msg.latency_p50.CopyFrom(_duration(t.latency_p50_s))

@@ -54,6 +54,8 @@ class RequestOptions(TypedDict, total=False):
     cache: CacheLike | None
     #: Free-form labels, logged with the call.
     metadata: Mapping[str, str] | None
+    #: Upstream-specific options passed on as they are (Ollama's `num_ctx`, `keep_alive`).
+    provider_options: Mapping[str, Any] | None
 
 
 class ChatOptions(RequestOptions, total=False):

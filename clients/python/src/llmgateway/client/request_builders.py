@@ -129,8 +129,12 @@ def build_embed_request(
     privacy: EnumLike | None = None,
     dimensions: int | None = None,
     metadata: Mapping[str, str] | None = None,
+    provider_options: Mapping[str, Any] | None = None,
 ) -> embed_pb2.EmbedRequest:
     """An EmbedRequest for one text (a str) or a batch of texts.
+
+    `provider_options` are upstream-specific options such as Ollama's
+    `keep_alive` (a JSON object).
 
     Raises:
         TypeError: `inputs` is bytes, not text.
@@ -143,6 +147,8 @@ def build_embed_request(
         request.privacy = _enum_of(embed_pb2.EmbedRequest.DESCRIPTOR, "privacy", privacy)
     if dimensions is not None:
         request.dimensions = dimensions
+    if provider_options:
+        request.provider_options.update(dict(provider_options))
     return request
 
 

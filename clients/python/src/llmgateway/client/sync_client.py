@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import closing
 from types import TracebackType
-from typing import Self, Unpack
+from typing import Any, Self, Unpack
 
 import grpc
 
@@ -177,13 +177,23 @@ class GatewayClient(ClientBase):
         dimensions: int | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        provider_options: Mapping[str, Any] | None = None,
     ) -> list[list[float]]:
         """Embed texts: one vector per input, in input order (one for a str).
+
+        `provider_options` are upstream-specific options (such as Ollama's
+        `keep_alive`); chat takes them as the `provider_options` field.
 
         Raises:
             GatewayError: The call failed.
         """
-        request = build_embed_request(inputs, model=model, privacy=privacy, dimensions=dimensions)
+        request = build_embed_request(
+            inputs,
+            model=model,
+            privacy=privacy,
+            dimensions=dimensions,
+            provider_options=provider_options,
+        )
         with gateway_errors(request_id):
             response = self._stub.Embed(request, **self._call(timeout, request_id))
         return [list(embedding.values) for embedding in response.embeddings]

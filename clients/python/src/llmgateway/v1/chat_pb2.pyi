@@ -124,6 +124,12 @@ class _ReasoningEffortEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reaso
     """Some reasoning."""
     REASONING_EFFORT_HIGH: _ReasoningEffort.ValueType  # 3
     """Much reasoning."""
+    REASONING_EFFORT_NONE: _ReasoningEffort.ValueType  # 4
+    """No reasoning: thinking turned off where the model allows it (Ollama
+    `think: false`, Qwen-style `enable_thinking: false` on vLLM and
+    llama.cpp, Anthropic without extended thinking, Gemini with a zero
+    thinking budget); OpenAI models get their lowest effort.
+    """
 
 class ReasoningEffort(_ReasoningEffort, metaclass=_ReasoningEffortEnumTypeWrapper):
     """ReasoningEffort is how much a reasoning model should think."""
@@ -136,6 +142,12 @@ REASONING_EFFORT_MEDIUM: ReasoningEffort.ValueType  # 2
 """Some reasoning."""
 REASONING_EFFORT_HIGH: ReasoningEffort.ValueType  # 3
 """Much reasoning."""
+REASONING_EFFORT_NONE: ReasoningEffort.ValueType  # 4
+"""No reasoning: thinking turned off where the model allows it (Ollama
+`think: false`, Qwen-style `enable_thinking: false` on vLLM and
+llama.cpp, Anthropic without extended thinking, Gemini with a zero
+thinking budget); OpenAI models get their lowest effort.
+"""
 Global___ReasoningEffort: _TypeAlias = ReasoningEffort  # noqa: Y015
 
 class _CacheMode:
@@ -255,6 +267,7 @@ class ChatRequest(_message.Message):
     REASONING_EFFORT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    PROVIDER_OPTIONS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Optional. A route name from the gateway's config (such as `chat` or
     `vision`) or, where the config allows direct targets, `provider/model`
@@ -266,9 +279,11 @@ class ChatRequest(_message.Message):
     empty and is checked against the route's task. Unset means chat.
     """
     privacy: _common_pb2.Privacy.ValueType
-    """Optional. Where the request may be processed. Unset means the default
-    of the route and API key (STRICT unless the config says otherwise); a
-    value above the route's or key's ceiling is `PERMISSION_DENIED`.
+    """Optional. The least protection the request needs: STRICT is served by
+    local providers only; FLEXIBLE allows cloud providers but does not
+    require them (a local-only route serves it locally). Unset means the
+    default of the route and API key (STRICT unless the config says
+    otherwise); a value above the API key's ceiling is `PERMISSION_DENIED`.
     """
     temperature: _builtins.float
     """Optional. Sampling temperature, 0 to 2. Unset means the model's
@@ -327,6 +342,16 @@ class ChatRequest(_message.Message):
         stats; never sent upstream.
         """
 
+    @_builtins.property
+    def provider_options(self) -> _struct_pb2.Struct:
+        """Optional. Upstream-specific options for this call, merged into the
+        upstream request (such as Ollama's `num_ctx`, `keep_alive`, `top_k`,
+        `repeat_penalty`, or vLLM's `top_k`). The keys each provider kind
+        accepts are documented; an unknown key, or one the gateway sets itself
+        (`model`, `messages`, `stream`, ...), is `INVALID_ARGUMENT` naming
+        `provider_options.KEY`.
+        """
+
     def __init__(
         self,
         *,
@@ -347,10 +372,11 @@ class ChatRequest(_message.Message):
         reasoning_effort: Global___ReasoningEffort.ValueType = ...,
         cache: Global___CacheControl | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        provider_options: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "presence_penalty", b"presence_penalty", "response_format", b"response_format", "seed", b"seed", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "presence_penalty", b"presence_penalty", "provider_options", b"provider_options", "response_format", b"response_format", "seed", b"seed", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "presence_penalty", b"presence_penalty", "privacy", b"privacy", "reasoning_effort", b"reasoning_effort", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "task", b"task", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "presence_penalty", b"presence_penalty", "privacy", b"privacy", "provider_options", b"provider_options", "reasoning_effort", b"reasoning_effort", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "task", b"task", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
     _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015
@@ -504,6 +530,7 @@ class StreamChatRequest(_message.Message):
     REASONING_EFFORT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    PROVIDER_OPTIONS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Optional. As `ChatRequest.model`."""
     task: _common_pb2.Task.ValueType
@@ -554,6 +581,10 @@ class StreamChatRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional. As `ChatRequest.metadata`."""
 
+    @_builtins.property
+    def provider_options(self) -> _struct_pb2.Struct:
+        """Optional. As `ChatRequest.provider_options`."""
+
     def __init__(
         self,
         *,
@@ -574,10 +605,11 @@ class StreamChatRequest(_message.Message):
         reasoning_effort: Global___ReasoningEffort.ValueType = ...,
         cache: Global___CacheControl | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        provider_options: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "presence_penalty", b"presence_penalty", "response_format", b"response_format", "seed", b"seed", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "presence_penalty", b"presence_penalty", "provider_options", b"provider_options", "response_format", b"response_format", "seed", b"seed", "temperature", b"temperature", "tool_choice", b"tool_choice", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "presence_penalty", b"presence_penalty", "privacy", b"privacy", "reasoning_effort", b"reasoning_effort", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "task", b"task", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_presence_penalty", b"_presence_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "cache", b"cache", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "presence_penalty", b"presence_penalty", "privacy", b"privacy", "provider_options", b"provider_options", "reasoning_effort", b"reasoning_effort", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "task", b"task", "temperature", b"temperature", "tool_choice", b"tool_choice", "tools", b"tools", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
     _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015

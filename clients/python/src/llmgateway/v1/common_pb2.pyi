@@ -63,7 +63,10 @@ class _PrivacyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Privacy.Value
     leaves the operator's machines.
     """
     PRIVACY_FLEXIBLE: _Privacy.ValueType  # 2
-    """Any provider, local or cloud."""
+    """Cloud providers allowed, not required: the route's `flexible` targets
+    (such as a cloud model first, the local one as fallback), or local
+    ones on a route limited to STRICT.
+    """
 
 class Privacy(_Privacy, metaclass=_PrivacyEnumTypeWrapper):
     """Privacy says where a request may be processed."""
@@ -75,7 +78,10 @@ PRIVACY_STRICT: Privacy.ValueType  # 1
 leaves the operator's machines.
 """
 PRIVACY_FLEXIBLE: Privacy.ValueType  # 2
-"""Any provider, local or cloud."""
+"""Cloud providers allowed, not required: the route's `flexible` targets
+(such as a cloud model first, the local one as fallback), or local
+ones on a route limited to STRICT.
+"""
 Global___Privacy: _TypeAlias = Privacy  # noqa: Y015
 
 class _Locality:
@@ -123,8 +129,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_ROUTE_NOT_PERMITTED: _ErrorReason.ValueType  # 6
     """`PERMISSION_DENIED`: the API key may not use this route."""
     ERROR_REASON_PRIVACY_NOT_PERMITTED: _ErrorReason.ValueType  # 7
-    """`PERMISSION_DENIED`: the privacy asked for is above the ceiling of the
-    route or key.
+    """`PERMISSION_DENIED`: the privacy asked for is above the API key's
+    ceiling (a route's narrower `max_privacy` serves the request locally
+    instead of refusing it).
     """
     ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 8
     """`RESOURCE_EXHAUSTED`: the request rate limit was hit; see `RetryInfo`."""
@@ -180,8 +187,9 @@ ERROR_REASON_API_KEY_INVALID: ErrorReason.ValueType  # 5
 ERROR_REASON_ROUTE_NOT_PERMITTED: ErrorReason.ValueType  # 6
 """`PERMISSION_DENIED`: the API key may not use this route."""
 ERROR_REASON_PRIVACY_NOT_PERMITTED: ErrorReason.ValueType  # 7
-"""`PERMISSION_DENIED`: the privacy asked for is above the ceiling of the
-route or key.
+"""`PERMISSION_DENIED`: the privacy asked for is above the API key's
+ceiling (a route's narrower `max_privacy` serves the request locally
+instead of refusing it).
 """
 ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 8
 """`RESOURCE_EXHAUSTED`: the request rate limit was hit; see `RetryInfo`."""

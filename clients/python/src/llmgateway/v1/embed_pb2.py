@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from llmgateway.v1 import common_pb2 as llmgateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19llmgateway/v1/embed.proto\x12\rllmgateway.v1\x1a\x1allmgateway/v1/common.proto\"\xec\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06inputs\x18\x02 \x03(\t\x12\'\n\x07privacy\x18\x03 \x01(\x0e\x32\x16.llmgateway.v1.Privacy\x12\x17\n\ndimensions\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12;\n\x08metadata\x18\x05 \x03(\x0b\x32).llmgateway.v1.EmbedRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_dimensions\"\xf4\x01\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\nembeddings\x18\x02 \x03(\x0b\x32\x18.llmgateway.v1.Embedding\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.llmgateway.v1.Usage\x12\x15\n\x08\x63ost_usd\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05route\x18\x05 \x01(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12(\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x16.llmgateway.v1.AttemptB\x0b\n\t_cost_usd\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19llmgateway/v1/embed.proto\x12\rllmgateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1allmgateway/v1/common.proto\"\x9f\x02\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06inputs\x18\x02 \x03(\t\x12\'\n\x07privacy\x18\x03 \x01(\x0e\x32\x16.llmgateway.v1.Privacy\x12\x17\n\ndimensions\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12;\n\x08metadata\x18\x05 \x03(\x0b\x32).llmgateway.v1.EmbedRequest.MetadataEntry\x12\x31\n\x10provider_options\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_dimensions\"\xf4\x01\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12,\n\nembeddings\x18\x02 \x03(\x0b\x32\x18.llmgateway.v1.Embedding\x12#\n\x05usage\x18\x03 \x01(\x0b\x32\x14.llmgateway.v1.Usage\x12\x15\n\x08\x63ost_usd\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05route\x18\x05 \x01(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12(\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x16.llmgateway.v1.AttemptB\x0b\n\t_cost_usd\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_EMBEDREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_EMBEDREQUEST']._serialized_start=73
-  _globals['_EMBEDREQUEST']._serialized_end=309
-  _globals['_EMBEDREQUEST_METADATAENTRY']._serialized_start=247
-  _globals['_EMBEDREQUEST_METADATAENTRY']._serialized_end=294
-  _globals['_EMBEDRESPONSE']._serialized_start=312
-  _globals['_EMBEDRESPONSE']._serialized_end=556
-  _globals['_EMBEDDING']._serialized_start=558
-  _globals['_EMBEDDING']._serialized_end=585
+  _globals['_EMBEDREQUEST']._serialized_start=103
+  _globals['_EMBEDREQUEST']._serialized_end=390
+  _globals['_EMBEDREQUEST_METADATAENTRY']._serialized_start=328
+  _globals['_EMBEDREQUEST_METADATAENTRY']._serialized_end=375
+  _globals['_EMBEDRESPONSE']._serialized_start=393
+  _globals['_EMBEDRESPONSE']._serialized_end=637
+  _globals['_EMBEDDING']._serialized_start=639
+  _globals['_EMBEDDING']._serialized_end=666
 # @@protoc_insertion_point(module_scope)

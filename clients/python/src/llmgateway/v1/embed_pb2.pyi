@@ -6,6 +6,7 @@ Embed: vectors for a batch of texts."""
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from llmgateway.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -50,6 +51,7 @@ class EmbedRequest(_message.Message):
     PRIVACY_FIELD_NUMBER: _builtins.int
     DIMENSIONS_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    PROVIDER_OPTIONS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Optional. A route name (such as `embedding`) or `provider/model`.
     Empty means the default route for `TASK_EMBEDDING`.
@@ -68,6 +70,13 @@ class EmbedRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional. Caller tags, recorded in logs and stats; never sent upstream."""
 
+    @_builtins.property
+    def provider_options(self) -> _struct_pb2.Struct:
+        """Optional. Upstream-specific options for this call, as
+        `ChatRequest.provider_options` (such as Ollama's `keep_alive` or
+        `truncate`).
+        """
+
     def __init__(
         self,
         *,
@@ -76,10 +85,11 @@ class EmbedRequest(_message.Message):
         privacy: _common_pb2.Privacy.ValueType = ...,
         dimensions: _builtins.int | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        provider_options: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions", "dimensions", b"dimensions"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions", "dimensions", b"dimensions", "provider_options", b"provider_options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions", "dimensions", b"dimensions", "inputs", b"inputs", "metadata", b"metadata", "model", b"model", "privacy", b"privacy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions", "dimensions", b"dimensions", "inputs", b"inputs", "metadata", b"metadata", "model", b"model", "privacy", b"privacy", "provider_options", b"provider_options"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__dimensions: _TypeAlias = _typing.Literal["dimensions"]  # noqa: Y015
     _WhichOneofArgType__dimensions: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions"]  # noqa: Y015

@@ -27,15 +27,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from llmgateway.v1 import common_pb2 as llmgateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1allmgateway/v1/models.proto\x12\rllmgateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1allmgateway/v1/common.proto\"6\n\x11ListModelsRequest\x12!\n\x04task\x18\x01 \x01(\x0e\x32\x13.llmgateway.v1.Task\"^\n\x12ListModelsResponse\x12(\n\x06routes\x18\x01 \x03(\x0b\x32\x18.llmgateway.v1.RouteInfo\x12\x1e\n\x16\x64irect_targets_allowed\x18\x02 \x01(\x08\"\xf3\x01\n\tRouteInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04task\x18\x02 \x01(\x0e\x32\x13.llmgateway.v1.Task\x12\x18\n\x10\x64\x65\x66\x61ult_for_task\x18\x03 \x01(\x08\x12/\n\x0f\x64\x65\x66\x61ult_privacy\x18\x04 \x01(\x0e\x32\x16.llmgateway.v1.Privacy\x12+\n\x0bmax_privacy\x18\x05 \x01(\x0e\x32\x16.llmgateway.v1.Privacy\x12*\n\x07targets\x18\x06 \x03(\x0b\x32\x19.llmgateway.v1.TargetInfo\x12\x11\n\tavailable\x18\x07 \x01(\x08\"\x89\x01\n\nTargetInfo\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12)\n\x08locality\x18\x03 \x01(\x0e\x32\x17.llmgateway.v1.Locality\x12\x0c\n\x04tier\x18\x04 \x01(\x05\x12\x0e\n\x06weight\x18\x05 \x01(\x05\x12\x11\n\tavailable\x18\x06 \x01(\x08\"\x0f\n\rHealthRequest\"\xc6\x01\n\x0eHealthResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12*\n\x06routes\x18\x02 \x03(\x0b\x32\x1a.llmgateway.v1.RouteHealth\x12,\n\x07targets\x18\x03 \x03(\x0b\x32\x1b.llmgateway.v1.TargetHealth\x12\x30\n\tproviders\x18\x04 \x03(\x0b\x32\x1d.llmgateway.v1.ProviderHealth\x12\x19\n\x11\x63onfig_generation\x18\x05 \x01(\x03\"]\n\x0bRouteHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x16\n\x0eusable_targets\x18\x03 \x01(\x05\x12\x15\n\rtotal_targets\x18\x04 \x01(\x05\"\xa7\x03\n\x0cTargetHealth\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x32\n\rbreaker_state\x18\x03 \x01(\x0e\x32\x1b.llmgateway.v1.BreakerState\x12\x1c\n\x14\x63onsecutive_failures\x18\x04 \x01(\x05\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x33\n\x0flast_error_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0blatency_p50\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p95\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0csuccess_rate\x18\t \x01(\x01\x12\x14\n\x0cwindow_calls\x18\n \x01(\x05\x12)\n\x06window\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tin_flight\x18\x0c \x01(\x05\x12\x11\n\tavailable\x18\r \x01(\x08\"\xa9\x02\n\x0eProviderHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12)\n\x08locality\x18\x03 \x01(\x0e\x32\x17.llmgateway.v1.Locality\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x05 \x01(\t\x12\x15\n\x08probe_ok\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0bprobe_error\x18\x07 \x01(\t\x12\x33\n\x0flast_probe_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tin_flight\x18\t \x01(\x05\x12\x15\n\rmax_in_flight\x18\n \x01(\x05\x12\x0e\n\x06queued\x18\x0b \x01(\x05\x42\x0b\n\t_probe_ok*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1allmgateway/v1/models.proto\x12\rllmgateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1allmgateway/v1/common.proto\"6\n\x11ListModelsRequest\x12!\n\x04task\x18\x01 \x01(\x0e\x32\x13.llmgateway.v1.Task\"^\n\x12ListModelsResponse\x12(\n\x06routes\x18\x01 \x03(\x0b\x32\x18.llmgateway.v1.RouteInfo\x12\x1e\n\x16\x64irect_targets_allowed\x18\x02 \x01(\x08\"\xf3\x01\n\tRouteInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04task\x18\x02 \x01(\x0e\x32\x13.llmgateway.v1.Task\x12\x18\n\x10\x64\x65\x66\x61ult_for_task\x18\x03 \x01(\x08\x12/\n\x0f\x64\x65\x66\x61ult_privacy\x18\x04 \x01(\x0e\x32\x16.llmgateway.v1.Privacy\x12+\n\x0bmax_privacy\x18\x05 \x01(\x0e\x32\x16.llmgateway.v1.Privacy\x12*\n\x07targets\x18\x06 \x03(\x0b\x32\x19.llmgateway.v1.TargetInfo\x12\x11\n\tavailable\x18\x07 \x01(\x08\"\xa5\x01\n\nTargetInfo\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12)\n\x08locality\x18\x03 \x01(\x0e\x32\x17.llmgateway.v1.Locality\x12\x0c\n\x04tier\x18\x04 \x01(\x05\x12\x0e\n\x06weight\x18\x05 \x01(\x05\x12\x11\n\tavailable\x18\x06 \x01(\x08\x12\x1a\n\x12unavailable_reason\x18\x14 \x01(\t\"\x0f\n\rHealthRequest\"\xc6\x01\n\x0eHealthResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12*\n\x06routes\x18\x02 \x03(\x0b\x32\x1a.llmgateway.v1.RouteHealth\x12,\n\x07targets\x18\x03 \x03(\x0b\x32\x1b.llmgateway.v1.TargetHealth\x12\x30\n\tproviders\x18\x04 \x03(\x0b\x32\x1d.llmgateway.v1.ProviderHealth\x12\x19\n\x11\x63onfig_generation\x18\x05 \x01(\x03\"]\n\x0bRouteHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x16\n\x0eusable_targets\x18\x03 \x01(\x05\x12\x15\n\rtotal_targets\x18\x04 \x01(\x05\"\xd5\x03\n\x0cTargetHealth\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x32\n\rbreaker_state\x18\x03 \x01(\x0e\x32\x1b.llmgateway.v1.BreakerState\x12\x1c\n\x14\x63onsecutive_failures\x18\x04 \x01(\x05\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x33\n\x0flast_error_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x0blatency_p50\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p95\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0csuccess_rate\x18\t \x01(\x01\x12\x14\n\x0cwindow_calls\x18\n \x01(\x05\x12)\n\x06window\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tin_flight\x18\x0c \x01(\x05\x12\x11\n\tavailable\x18\r \x01(\x08\x12\x10\n\x08\x64isabled\x18\x14 \x01(\x08\x12\x1a\n\x12unavailable_reason\x18\x15 \x01(\t\"\xa9\x02\n\x0eProviderHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12)\n\x08locality\x18\x03 \x01(\x0e\x32\x17.llmgateway.v1.Locality\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x05 \x01(\t\x12\x15\n\x08probe_ok\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0bprobe_error\x18\x07 \x01(\t\x12\x33\n\x0flast_probe_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tin_flight\x18\t \x01(\x05\x12\x15\n\rmax_in_flight\x18\n \x01(\x05\x12\x0e\n\x06queued\x18\x0b \x01(\x05\x42\x0b\n\t_probe_ok*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmgateway.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BREAKERSTATE']._serialized_start=1715
-  _globals['_BREAKERSTATE']._serialized_end=1839
+  _globals['_BREAKERSTATE']._serialized_start=1789
+  _globals['_BREAKERSTATE']._serialized_end=1913
   _globals['_LISTMODELSREQUEST']._serialized_start=138
   _globals['_LISTMODELSREQUEST']._serialized_end=192
   _globals['_LISTMODELSRESPONSE']._serialized_start=194
@@ -43,15 +43,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTEINFO']._serialized_start=291
   _globals['_ROUTEINFO']._serialized_end=534
   _globals['_TARGETINFO']._serialized_start=537
-  _globals['_TARGETINFO']._serialized_end=674
-  _globals['_HEALTHREQUEST']._serialized_start=676
-  _globals['_HEALTHREQUEST']._serialized_end=691
-  _globals['_HEALTHRESPONSE']._serialized_start=694
-  _globals['_HEALTHRESPONSE']._serialized_end=892
-  _globals['_ROUTEHEALTH']._serialized_start=894
-  _globals['_ROUTEHEALTH']._serialized_end=987
-  _globals['_TARGETHEALTH']._serialized_start=990
-  _globals['_TARGETHEALTH']._serialized_end=1413
-  _globals['_PROVIDERHEALTH']._serialized_start=1416
-  _globals['_PROVIDERHEALTH']._serialized_end=1713
+  _globals['_TARGETINFO']._serialized_end=702
+  _globals['_HEALTHREQUEST']._serialized_start=704
+  _globals['_HEALTHREQUEST']._serialized_end=719
+  _globals['_HEALTHRESPONSE']._serialized_start=722
+  _globals['_HEALTHRESPONSE']._serialized_end=920
+  _globals['_ROUTEHEALTH']._serialized_start=922
+  _globals['_ROUTEHEALTH']._serialized_end=1015
+  _globals['_TARGETHEALTH']._serialized_start=1018
+  _globals['_TARGETHEALTH']._serialized_end=1487
+  _globals['_PROVIDERHEALTH']._serialized_start=1490
+  _globals['_PROVIDERHEALTH']._serialized_end=1787
 # @@protoc_insertion_point(module_scope)

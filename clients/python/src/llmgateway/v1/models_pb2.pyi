@@ -126,13 +126,17 @@ class RouteInfo(_message.Message):
     default_privacy: _common_pb2.Privacy.ValueType
     """Output only. The privacy a request gets when it asks for none."""
     max_privacy: _common_pb2.Privacy.ValueType
-    """Output only. The widest privacy the route allows."""
+    """Output only. The widest privacy the route serves this caller with:
+    STRICT means local targets only. A FLEXIBLE request on a STRICT route is
+    still served (locally); only the API key's ceiling refuses it.
+    """
     available: _builtins.bool
     """Output only. True when at least one target is usable now."""
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___TargetInfo]:
-        """Output only. The targets in fallback order (by tier, then balanced
-        within a tier).
+        """Output only. Every target of the route: its `targets` list in fallback
+        order (by tier, then balanced within a tier), then the targets only its
+        `flexible` list names.
         """
 
     def __init__(
@@ -166,6 +170,7 @@ class TargetInfo(_message.Message):
     TIER_FIELD_NUMBER: _builtins.int
     WEIGHT_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
+    UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Output only. The provider's name in the config."""
     model: _builtins.str
@@ -177,8 +182,13 @@ class TargetInfo(_message.Message):
     weight: _builtins.int
     """Output only. The load-balancing weight within the tier."""
     available: _builtins.bool
-    """Output only. True when the provider is enabled and its breaker is not
-    open.
+    """Output only. True when the target may be called now: its provider is
+    enabled, its breaker is not open, its provider passes its probes and
+    lists the model (the same rule as Health and readiness).
+    """
+    unavailable_reason: _builtins.str
+    """Output only. Why `available` is false (as
+    `TargetHealth.unavailable_reason`); empty when available.
     """
     def __init__(
         self,
@@ -189,10 +199,11 @@ class TargetInfo(_message.Message):
         tier: _builtins.int = ...,
         weight: _builtins.int = ...,
         available: _builtins.bool = ...,
+        unavailable_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "locality", b"locality", "model", b"model", "provider", b"provider", "tier", b"tier", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "locality", b"locality", "model", b"model", "provider", b"provider", "tier", b"tier", "unavailable_reason", b"unavailable_reason", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -316,6 +327,8 @@ class TargetHealth(_message.Message):
     WINDOW_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
+    DISABLED_FIELD_NUMBER: _builtins.int
+    UNAVAILABLE_REASON_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Output only. The provider's name."""
     model: _builtins.str
@@ -336,6 +349,17 @@ class TargetHealth(_message.Message):
     """Output only. Calls in flight now."""
     available: _builtins.bool
     """Output only. True when the target may be called now."""
+    disabled: _builtins.bool
+    """Output only. True when the target's provider is disabled (see
+    `ProviderHealth.disabled_reason`): no breaker runs for it, so
+    `breaker_state` is unset and `success_rate` is 0.
+    """
+    unavailable_reason: _builtins.str
+    """Output only. Why `available` is false, such as `provider disabled: ...`,
+    `circuit open`, `probe failed: ...`, or a model missing from the
+    upstream's list with what to run (`ollama pull MODEL`); empty when
+    available.
+    """
     @_builtins.property
     def last_error_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the last failure happened."""
@@ -368,10 +392,12 @@ class TargetHealth(_message.Message):
         window: _duration_pb2.Duration | None = ...,
         in_flight: _builtins.int = ...,
         available: _builtins.bool = ...,
+        disabled: _builtins.bool = ...,
+        unavailable_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_error_time", b"last_error_time", "latency_p50", b"latency_p50", "latency_p95", b"latency_p95", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "breaker_state", b"breaker_state", "consecutive_failures", b"consecutive_failures", "in_flight", b"in_flight", "last_error", b"last_error", "last_error_time", b"last_error_time", "latency_p50", b"latency_p50", "latency_p95", b"latency_p95", "model", b"model", "provider", b"provider", "success_rate", b"success_rate", "window", b"window", "window_calls", b"window_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "breaker_state", b"breaker_state", "consecutive_failures", b"consecutive_failures", "disabled", b"disabled", "in_flight", b"in_flight", "last_error", b"last_error", "last_error_time", b"last_error_time", "latency_p50", b"latency_p50", "latency_p95", b"latency_p95", "model", b"model", "provider", b"provider", "success_rate", b"success_rate", "unavailable_reason", b"unavailable_reason", "window", b"window", "window_calls", b"window_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
