@@ -32,7 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
         snapshot = load_config(path)
     except ConfigError as err:
         return _print_errors(err)
-    return run(snapshot, path, listen=args.listen, workers=args.workers)
+    return run(
+        snapshot, path, listen=args.listen, workers=args.workers, http_listen=args.http_listen
+    )
 
 
 def describe_config(snapshot: ConfigSnapshot) -> list[str]:
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"config file (default: ${CONFIG_ENV_VAR}, else the shipped default config)",
     )
     serve.add_argument("--listen", help=f"HOST:PORT (default: server.listen, {DEFAULT_LISTEN})")
+    serve.add_argument(
+        "--http-listen",
+        help='OpenAI/Ollama HTTP facade HOST:PORT, "" turns it off (default: http.listen, off)',
+    )
     serve.add_argument("--workers", type=int, default=1, help="server processes (SO_REUSEPORT)")
     serve.set_defaults(func=_serve)
 
