@@ -43,6 +43,7 @@ def http_config(
     cloud: FakeOpenAI | None = None,
     *,
     secured: bool = False,
+    key_options: str = "",
     server: str = "",
 ) -> str:
     """Routes ``chat`` and ``embedding`` on ``local``; with ``cloud``, a cloud-only route
@@ -70,7 +71,7 @@ def http_config(
     if secured:
         auth = (
             "auth:\n  enabled: true\n  keys:\n"
-            f"    - {{name: team-a, sha256: '{digest(KEY)}', max_privacy: flexible}}\n"
+            f"    - {{name: team-a, sha256: '{digest(KEY)}', max_privacy: flexible{key_options}}}\n"
         )
     return (
         "server: {listen: '127.0.0.1:0', allow_direct_targets: true, max_message_bytes: 200000,"
