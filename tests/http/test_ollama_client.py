@@ -184,9 +184,13 @@ async def test_errors_are_response_errors(gw: HttpGateway, upstream: FakeOpenAI)
 async def test_stream_cut_ends_with_an_error_line(gw: HttpGateway, upstream: FakeOpenAI) -> None:
     upstream.behaviour = Behaviour(content="one two three four", fault=Fault.CUT_STREAM)
     seen = []
-    with pytest.raises(ollama.ResponseError) as caught:
+
+    async def read() -> None:
         async for part in await client(gw).chat(model="chat", messages=HELLO, stream=True):
             seen.append(part)
+
+    with pytest.raises(ollama.ResponseError) as caught:
+        await read()
     assert seen and not any(p.done for p in seen)
     assert "after the answer had started" in caught.value.error
 

@@ -325,9 +325,7 @@ async def test_draining_refuses_calls_and_readiness(
     gw = await start_http(http_config(upstream))
     assert gw.server.http is not None
     gw.server.http.drain()
-    status, headers, raw = await post(
-        gw, "/v1/chat/completions", {"model": "chat", "messages": HELLO}
-    )
+    status, _, raw = await post(gw, "/v1/chat/completions", {"model": "chat", "messages": HELLO})
     assert status == 503
     assert orjson.loads(raw)["error"]["code"] == "SHUTTING_DOWN"
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/readyz") as r:
