@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from llm_gateway_server.config.defaults import CONFIG_ENV_VAR, DEFAULT_LISTEN, SHIPPED_CONFIG_PATH
+from llm_gateway_server.config.http import check_listen
 from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_config
 
 #: Where ``chat`` and ``models`` connect unless told otherwise.
@@ -28,6 +29,11 @@ def _serve(args: argparse.Namespace) -> int:
     from llm_gateway_server.serve import run
 
     path = _config_path(args.config)
+    try:
+        check_listen(args.http_listen or "")
+    except ValueError as err:
+        print(f"--http-listen: {err}", file=sys.stderr)
+        return 2
     try:
         snapshot = load_config(path)
     except ConfigError as err:

@@ -85,7 +85,7 @@ async def serve_forever(
     # One machine-readable line on stdout: scripts and tests started with port 0 read it.
     print(f"llm-gateway: serving on {host}:{server.port} (worker {worker})", flush=True)
     if server.http is not None:
-        print(f"llm-gateway: http on {server.http.port} (worker {worker})", flush=True)
+        print(f"llm-gateway: http on {server.http.address}", flush=True)
     watcher = None
     if config_path and snapshot.config.server.watch_config:
         watcher = asyncio.create_task(_watch(config_path, reload))

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
+def check_listen(value: str) -> str:
+    """``value`` if it is ``HOST:PORT`` or empty (off); raises ValueError otherwise."""
+    if not value:
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be HOST:PORT or empty, got {value!r}")
+    return value
+
+
 class HttpConfig(BaseModel):
     """Where the HTTP facade listens; off unless ``listen`` is set (or ``--http-listen``)."""
 
@@ -16,9 +26,4 @@ class HttpConfig(BaseModel):
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
-        if not value:
-            return value
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"must be HOST:PORT or empty, got {value!r}")
-        return value
+        return check_listen(value)

@@ -67,6 +67,11 @@ class HttpFacade:
         self._reuse_port = reuse_port
         self._runner: web.AppRunner | None = None
 
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` as bound (the real port once started)."""
+        return f"{self._host}:{self.port}"
+
     def application(self) -> web.Application:
         """The aiohttp application (routes and the error middleware)."""
         # Bodies over max_message_bytes are refused by aiohttp while reading, chunked or not.
