@@ -204,3 +204,9 @@ async def test_key_in_headers(start_http: Start, upstream: FakeOpenAI) -> None:
         model="chat", messages=HELLO
     )
     assert answer.message.content
+
+
+async def test_chat_without_messages_only_loads(gw: HttpGateway, upstream: FakeOpenAI) -> None:
+    answer = await client(gw).chat(model="chat", messages=[])
+    assert answer.done_reason == "load"
+    assert upstream.requests == []

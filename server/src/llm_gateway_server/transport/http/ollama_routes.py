@@ -197,8 +197,11 @@ class OllamaRoutes:
         streaming = not isinstance(parsed, RequestInvalid) and parsed.stream
         async with self._calls.call("StreamChat" if streaming else "Chat", request) as call:
             req = valid(parsed)
-            chat = convert.chat_request(req, max_image_bytes=self._max_image_bytes)
             encoder = _NdjsonEncoder(req.model, generate=False, thinking=req.think is not False)
+            if not req.messages:
+                # Ollama answers an empty chat by "loading" the model; clients use it to warm up.
+                return self._loaded(call, encoder)
+            chat = convert.chat_request(req, max_image_bytes=self._max_image_bytes)
             if req.stream:
                 return await relay(request, self._calls, call, chat, encoder)
             outcome = await self._calls.chat(call, chat)
@@ -218,8 +221,7 @@ class OllamaRoutes:
             req = valid(parsed)
             encoder = _NdjsonEncoder(req.model, generate=True, thinking=req.think is not False)
             if not req.prompt and not req.images:
-                body = encoder.body("", "") | {"done": True, "done_reason": "load"}
-                return json_response(body, headers={"x-request-id": call.request_id})
+                return self._loaded(call, encoder)
             chat = convert.generate_request(req, max_image_bytes=self._max_image_bytes)
             if req.stream:
                 return await relay(request, self._calls, call, chat, encoder)
@@ -261,6 +263,12 @@ class OllamaRoutes:
             outcome = await self._calls.embed(call, EmbedRequest(inputs=inputs, model=req.model))
             body = {"embedding": list(outcome.answer.vectors[0])}
             return json_response(body, headers=self._headers(call, outcome))
+
+    @staticmethod
+    def _loaded(call: Call, encoder: _NdjsonEncoder) -> web.Response:
+        # Nothing to load: every route is served already. No upstream call is made.
+        body = encoder.body("", "") | {"done": True, "done_reason": "load"}
+        return json_response(body, headers={"x-request-id": call.request_id})
 
     @staticmethod
     def _headers(call: Call, outcome: Any) -> dict[str, str]:
