@@ -330,3 +330,15 @@ async def test_draining_refuses_calls_and_readiness(
     assert orjson.loads(raw)["error"]["code"] == "SHUTTING_DOWN"
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/readyz") as r:
         assert r.status == 503
+
+
+async def test_health_needs_a_key_when_auth_is_on(start_http: Start, upstream: FakeOpenAI) -> None:
+    gw = await start_http(http_config(upstream, secured=True))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url + "/health") as r:
+            assert r.status == 401
+        async with s.get(gw.url + "/health", headers={"Authorization": f"Bearer {KEY}"}) as r:
+            assert r.status == 200
+        for probe in ("/healthz", "/readyz"):
+            async with s.get(gw.url + probe) as r:
+                assert r.status == 200

@@ -53,13 +53,18 @@ class HealthRoutes:
             return json_response({"status": "SERVING"})
         return json_response({"status": "NOT_SERVING"}, status=503)
 
-    async def health(self, request: web.Request) -> web.Response:
-        """The Health RPC's per-route, per-target and per-provider summary as JSON."""
-        view = self._calls.health()
-        body = _plain(dataclasses.asdict(view))
-        # The privacy router answered {"status": "ok"}; its callers keep working.
-        body["status"] = "ok" if view.ready else "degraded"
-        return json_response(body)
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        """The Health RPC's per-route, per-target and per-provider summary as JSON.
+
+        Like the Health RPC it needs a key when auth is on (it names providers and their
+        last errors); the probes above need none.
+        """
+        async with self._calls.call("Health", request) as call:
+            view = self._calls.health()
+            body = _plain(dataclasses.asdict(view))
+            # The privacy router answered {"status": "ok"}; its callers keep working.
+            body["status"] = "ok" if view.ready else "degraded"
+            return json_response(body, headers={"x-request-id": call.request_id})
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI 3.1 description of the facade, generated from its pydantic models."""
