@@ -342,3 +342,34 @@ async def test_health_needs_a_key_when_auth_is_on(start_http: Start, upstream: F
         for probe in ("/healthz", "/readyz"):
             async with s.get(gw.url + probe) as r:
                 assert r.status == 200
+
+
+async def test_one_log_line_per_call_without_prompt_or_key(
+    start_http: Start, upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="llm_gateway.rpc")
+    gw = await start_http(http_config(upstream, secured=True))
+    secret_prompt = [{"role": "user", "content": "my secret prompt 42"}]
+    for key in (KEY, "sk-wrong-key-987654"):
+        await post(
+            gw,
+            "/v1/chat/completions",
+            {"model": "chat", "messages": secret_prompt},
+            headers={"Authorization": f"Bearer {key}", "x-request-id": f"log-{key[:6]}"},
+        )
+    lines = [r.fields for r in caplog.records if r.name == "llm_gateway.rpc"]  # type: ignore[attr-defined]
+    ok = next(f for f in lines if f["request_id"] == f"log-{KEY[:6]}")
+    assert (ok["method"], ok["route"], ok["provider"], ok["status"]) == (
+        "Chat",
+        "chat",
+        "local",
+        "OK",
+    )
+    refused = next(f for f in lines if f["request_id"] == "log-sk-wro")
+    assert refused["status"] == "UNAUTHENTICATED"
+    text = caplog.text + repr(lines)
+    assert "my secret prompt" not in text
+    assert "sk-wrong-key-987654" not in text
+    assert KEY not in text
