@@ -75,7 +75,7 @@ def http_config(
         )
     return (
         "server: {listen: '127.0.0.1:0', allow_direct_targets: true, max_message_bytes: 200000,"
-        f" max_image_bytes: 1000, shutdown_grace_s: 5, drain_delay_s: 0{server}}}\n"
+        f" max_image_bytes: 1000, shutdown_grace_s: 5{server or ', drain_delay_s: 0'}}}\n"
         "http: {listen: '127.0.0.1:0'}\n"
         "providers:\n"
         + providers

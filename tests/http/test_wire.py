@@ -242,7 +242,9 @@ async def test_missing_key_is_401_and_secret_free(start_http: Start, upstream: F
 
 
 async def test_deadline_is_504(start_http: Start, upstream: FakeOpenAI) -> None:
-    gw = await start_http(http_config(upstream, server=", default_deadline_s: 0.5"))
+    gw = await start_http(
+        http_config(upstream, server=", default_deadline_s: 0.5, drain_delay_s: 0")
+    )
     upstream.behaviour = Behaviour(fault=Fault.HANG)
     status, _, raw = await post(gw, "/v1/chat/completions", {"model": "chat", "messages": HELLO})
     assert status == 504

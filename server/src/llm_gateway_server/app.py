@@ -130,9 +130,11 @@ class GatewayServer:
         if drain > 0:
             await asyncio.sleep(drain)
         # stop() closes the port and cancels what is still running after the rest of `grace`.
-        await self.server.stop(grace - drain)
-        if self.http is not None:
-            await self.http.stop()
+        # Both ports drain at once, each giving its calls in flight the rest of `grace`.
+        await asyncio.gather(
+            self.server.stop(grace - drain),
+            *([self.http.stop(grace - drain)] if self.http is not None else []),
+        )
         await self.router.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         await self.state.aclose()
