@@ -80,19 +80,21 @@ class Call:
 
     def failed(self, exc: BaseException) -> HttpError:
         """End the call with ``exc``; the error to send (a generic one for a bug)."""
-        if isinstance(exc, GatewayError):
-            attempts = getattr(exc, "attempts", None)
-            if attempts:
-                # The fallback trace of a failed call still belongs in its log line.
-                self.scope.attempts = len(attempts)
-                self.scope.fallbacks = max(len(attempts) - 1, 0)
-            self.scope.end(
-                status_code(exc).name, error_reason=exc.reason, error_message=exc.message
-            )
-            return from_gateway_error(exc)
-        logger.error("unexpected error in request %s", self.request_id, exc_info=exc)
-        self.scope.end("INTERNAL", error_reason="INTERNAL")
-        return internal_error(self.request_id)
+        return _end_failed(self.scope, exc)
+
+
+def _end_failed(scope: RpcScope, exc: BaseException) -> HttpError:
+    if isinstance(exc, GatewayError):
+        attempts = getattr(exc, "attempts", None)
+        if attempts:
+            # The fallback trace of a failed call still belongs in its log line.
+            scope.attempts = len(attempts)
+            scope.fallbacks = max(len(attempts) - 1, 0)
+        scope.end(status_code(exc).name, error_reason=exc.reason, error_message=exc.message)
+        return from_gateway_error(exc)
+    logger.error("unexpected error in request %s", scope.request_id, exc_info=exc)
+    scope.end("INTERNAL", error_reason="INTERNAL")
+    return internal_error(scope.request_id)
 
 
 class GatewayCalls:
@@ -123,7 +125,6 @@ class GatewayCalls:
         """
         metadata = _metadata(request)
         scope = self._telemetry.start(method, metadata)
-        call: Call | None = None
         try:
             if self.draining:
                 raise ShuttingDown("the server is shutting down; retry on another replica")
@@ -138,8 +139,7 @@ class GatewayCalls:
         except CallFailed:
             raise
         except BaseException as exc:
-            failing = call or Call(scope, CallContext(scope.request_id, 0.0))
-            raise CallFailed(failing.failed(exc), scope.request_id) from None
+            raise CallFailed(_end_failed(scope, exc), scope.request_id) from None
 
     async def chat(self, call: Call, request: ChatRequest) -> ChatOutcome:
         """One complete answer."""
