@@ -93,3 +93,56 @@ def test_http_is_off_unless_configured() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("http: {listen: 'localhost'}")
     assert any(line.startswith("http.listen") for line in caught.value.errors)
+
+
+async def test_workers_share_the_http_port(upstream: FakeOpenAI, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "gw.yaml"
+    # --workers needs fixed ports: gRPC on one, HTTP on the other.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        grpc_port = sock.getsockname()[1]
+    path.write_text(
+        http_config(upstream).replace(
+            "listen: '127.0.0.1:0', allow", f"listen: '127.0.0.1:{grpc_port}', allow"
+        )
+    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "serve",
+                "--config",
+                str(path),
+                "--workers",
+                "2",
+                "--http-listen",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(600):
+            if log_path.read_text().count("llm-gateway: http on") == 2:
+                break
+            assert proc.poll() is None, log_path.read_text()
+            await asyncio.sleep(0.1)
+        assert log_path.read_text().count(f"llm-gateway: http on 127.0.0.1:{port}") == 2
+        for _ in range(4):  # a new connection each time: the kernel spreads them
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0
+            ) as client:
+                answer = await client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "hi"}]
+                )
+                assert answer.choices[0].message.content
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0
