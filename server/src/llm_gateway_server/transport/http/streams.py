@@ -83,7 +83,9 @@ async def relay(
         except Exception as exc:
             if response is None:
                 raise  # nothing sent yet: an ordinary HTTP error
-            await response.write(encoder.error(call.failed(exc)))
+            error = encoder.error(call.failed(exc))
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(error)
     if response is None:  # pragma: no cover - the core always ends with a StreamEnd
         raise AssertionError("stream ended without a summary")
     with contextlib.suppress(ConnectionResetError):
