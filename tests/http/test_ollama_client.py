@@ -137,6 +137,11 @@ async def test_generate(gw: HttpGateway, upstream: FakeOpenAI) -> None:
     assert answer.done and answer.done_reason == "stop"
     sent = upstream.last_request.json["messages"]
     assert [m["role"] for m in sent] == ["system", "user"]
+    await client(gw).generate(model="chat", prompt="what is it?", images=[PNG], think="high")
+    sent = upstream.last_request.json
+    assert sent["reasoning_effort"] == "high"
+    parts = sent["messages"][0]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url"]
     streamed = [p async for p in await client(gw).generate(model="chat", prompt="w", stream=True)]
     assert "".join(p.response or "" for p in streamed) == "a haiku"
     assert streamed[-1].done
