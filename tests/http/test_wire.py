@@ -375,3 +375,24 @@ async def test_one_log_line_per_call_without_prompt_or_key(
     assert "my secret prompt" not in text
     assert "sk-wrong-key-987654" not in text
     assert KEY not in text
+
+
+async def test_privacy_router_requests_work_as_they_did(
+    gw: HttpGateway, upstream: FakeOpenAI
+) -> None:
+    # The request of the privacy router's README: no model, a task and a privacy mode.
+    body = {
+        "task": "chat",
+        "privacy_mode": "strict",
+        "messages": [{"role": "user", "content": "Resume este texto confidencial..."}],
+        "temperature": 0.7,
+        "max_tokens": 500,
+    }
+    status, headers, raw = await post(gw, "/v1/chat/completions", body)
+    assert status == 200
+    assert headers["x-llm-gateway-route"] == "chat"
+    assert orjson.loads(raw)["choices"][0]["message"]["content"] == "Hello from the fake."
+    status, _, raw = await post(gw, "/v1/embeddings", {"input": "x", "model": "embedding"})
+    assert status == 200
+    async with aiohttp.ClientSession() as s, s.get(gw.url + "/v1/models") as r:
+        assert {m["id"] for m in (await r.json())["data"]} == {"chat", "embedding"}
