@@ -215,3 +215,15 @@ async def test_chat_without_messages_only_loads(gw: HttpGateway, upstream: FakeO
     answer = await client(gw).chat(model="chat", messages=[])
     assert answer.done_reason == "load"
     assert upstream.requests == []
+
+
+async def test_no_model_uses_the_default_route_and_names_it(gw: HttpGateway) -> None:
+    import aiohttp  # the ollama client insists on a model; plain HTTP does not
+
+    async with aiohttp.ClientSession() as s:
+        body = {"messages": HELLO, "stream": False}
+        async with s.post(gw.url + "/api/chat", json=body) as r:
+            assert (await r.json())["model"] == "chat"
+        async with s.post(gw.url + "/api/chat", json={"messages": HELLO}) as r:
+            lines = (await r.read()).splitlines()
+    assert all(b'"model":"chat"' in line for line in lines)

@@ -50,7 +50,8 @@ class _NdjsonEncoder:
 
     content_type = "application/x-ndjson"
 
-    def __init__(self, model: str, *, generate: bool, thinking: bool) -> None:
+    def __init__(self, call: Call, model: str, *, generate: bool, thinking: bool) -> None:
+        self._call = call
         self._model = model
         self._generate = generate
         self._thinking = thinking
@@ -59,7 +60,8 @@ class _NdjsonEncoder:
         self._calls: dict[int, list[str]] = {}
 
     def _head(self) -> dict[str, Any]:
-        return {"model": self._model, "created_at": convert.created_at()}
+        # A request without a model went to its task's default route: name that instead.
+        return {"model": self._model or self._call.route, "created_at": convert.created_at()}
 
     def body(self, content: str, reasoning: str) -> dict[str, Any]:
         """A chat message or generate response object (without ``done``)."""
@@ -197,7 +199,9 @@ class OllamaRoutes:
         streaming = not isinstance(parsed, RequestInvalid) and parsed.stream
         async with self._calls.call("StreamChat" if streaming else "Chat", request) as call:
             req = valid(parsed)
-            encoder = _NdjsonEncoder(req.model, generate=False, thinking=req.think is not False)
+            encoder = _NdjsonEncoder(
+                call, req.model, generate=False, thinking=req.think is not False
+            )
             if not req.messages:
                 # Ollama answers an empty chat by "loading" the model; clients use it to warm up.
                 return self._loaded(call, encoder)
@@ -219,7 +223,9 @@ class OllamaRoutes:
         streaming = not isinstance(parsed, RequestInvalid) and parsed.stream
         async with self._calls.call("StreamChat" if streaming else "Chat", request) as call:
             req = valid(parsed)
-            encoder = _NdjsonEncoder(req.model, generate=True, thinking=req.think is not False)
+            encoder = _NdjsonEncoder(
+                call, req.model, generate=True, thinking=req.think is not False
+            )
             if not req.prompt and not req.images:
                 return self._loaded(call, encoder)
             chat = convert.generate_request(req, max_image_bytes=self._max_image_bytes)
