@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.processes import parse_cpus
+from bench.report_http import http_rows
 from bench.results import (
     NAN,
     STREAM_CONCURRENCY,
@@ -326,6 +327,10 @@ def render(results: list[SystemResult], ctx: RunContext) -> str:
         "a sink on the load generator's core.",
         "",
         *_telemetry_rows(by_key),
+        "",
+        "## HTTP facade, HTTP to HTTP (issue 12)",
+        "",
+        *http_rows(by_key),
         "",
         "## Targets (issue 7; telemetry cost: issue 6)",
         "",

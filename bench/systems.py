@@ -130,6 +130,30 @@ def gateway(port: int, upstream_base: str, *, telemetry: bool = False) -> System
     )
 
 
+def gateway_http(port: int, upstream_base: str) -> System:
+    """llm-gateway's OpenAI-compatible HTTP facade on bench/gateway.yaml: HTTP to HTTP, the
+    same path as the LiteLLM proxy and Portkey (its gRPC port is open but not called)."""
+    command = (
+        str(GATEWAY_BIN),
+        "serve",
+        "--config",
+        str(BENCH_DIR / "gateway.yaml"),
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        "--http-listen",
+        f"127.0.0.1:{port}",
+    )
+    return System(
+        "gateway-http",
+        "llm-gateway (HTTP)",
+        "http",
+        command,
+        {"BENCH_UPSTREAM_BASE": upstream_base, "BENCH_METRICS_LISTEN": ""},
+        address=f"http://127.0.0.1:{port}/v1",
+        model="chat",
+    )
+
+
 def litellm_proxy(port: int, upstream_base: str) -> System:
     """The LiteLLM proxy (bench/.venv-litellm) on bench/litellm-config.yaml."""
     command = (

@@ -27,6 +27,7 @@ from llm_gateway_server.routing.breakers import memory_storage
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
+from llm_gateway_server.transport.http.server import HttpFacade
 from llm_gateway_server.transport.reflection import enable_reflection
 from llm_gateway_server.transport.servicer import GatewayServicer
 from llmgateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
@@ -88,6 +89,8 @@ class GatewayServer:
     health: HealthServicer
     servicer: GatewayServicer
     config_path: str | None = None
+    #: The OpenAI/Ollama HTTP facade; ``None`` when ``http.listen`` is empty.
+    http: HttpFacade | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
@@ -95,6 +98,8 @@ class GatewayServer:
         await self.telemetry.start()
         await self.router.start()
         await self.server.start()
+        if self.http is not None:
+            await self.http.start()
         await self.health.set(LIVENESS_SERVICE_NAME, _SERVING)
         await self._set_ready(self.router.ready)
         logger.info(
@@ -119,11 +124,17 @@ class GatewayServer:
         grace = self.snapshot.config.server.shutdown_grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         self.servicer.drain()
+        if self.http is not None:
+            self.http.drain()
         drain = min(self.snapshot.config.server.drain_delay_s, grace)
         if drain > 0:
             await asyncio.sleep(drain)
         # stop() closes the port and cancels what is still running after the rest of `grace`.
-        await self.server.stop(grace - drain)
+        # Both ports drain at once, each giving its calls in flight the rest of `grace`.
+        await asyncio.gather(
+            self.server.stop(grace - drain),
+            *([self.http.stop(grace - drain)] if self.http is not None else []),
+        )
         await self.router.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         await self.state.aclose()
@@ -185,8 +196,12 @@ async def build_server(
     config_path: str | None = None,
     telemetry: Telemetry | None = None,
     reuse_port: bool = False,
+    http_listen: str | None = None,
 ) -> GatewayServer:
-    """Build the gateway server for ``snapshot`` bound to ``listen`` (port 0 picks a free port)."""
+    """Build the gateway server for ``snapshot`` bound to ``listen`` (port 0 picks a free port).
+
+    ``http_listen`` overrides ``http.listen`` (``""`` turns the HTTP facade off).
+    """
     cfg = snapshot.config
     telemetry = telemetry or setup_telemetry(cfg.telemetry)
     state = await build_state(snapshot)
@@ -244,5 +259,21 @@ async def build_server(
         servicer,
         config_path,
     )
+    built.http = http_facade(snapshot, gateway, telemetry, http_listen, reuse_port=reuse_port)
     holder.append(built)
     return built
+
+
+def http_facade(
+    snapshot: ConfigSnapshot,
+    gateway: Gateway,
+    telemetry: Telemetry,
+    http_listen: str | None,
+    *,
+    reuse_port: bool,
+) -> HttpFacade | None:
+    """The HTTP facade over the same ``Gateway``, or ``None`` when no address is set."""
+    listen = snapshot.config.http.listen if http_listen is None else http_listen
+    if not listen:
+        return None
+    return HttpFacade(gateway, telemetry.rpc, listen, reuse_port=reuse_port)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from llm_gateway_server.config.defaults import CONFIG_ENV_VAR, DEFAULT_LISTEN, SHIPPED_CONFIG_PATH
+from llm_gateway_server.config.http import check_listen
 from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_config
 
 #: Where ``chat`` and ``models`` connect unless told otherwise.
@@ -29,10 +30,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     path = _config_path(args.config)
     try:
+        check_listen(args.http_listen or "")
+    except ValueError as err:
+        print(f"--http-listen: {err}", file=sys.stderr)
+        return 2
+    try:
         snapshot = load_config(path)
     except ConfigError as err:
         return _print_errors(err)
-    return run(snapshot, path, listen=args.listen, workers=args.workers)
+    return run(
+        snapshot, path, listen=args.listen, workers=args.workers, http_listen=args.http_listen
+    )
 
 
 def describe_config(snapshot: ConfigSnapshot) -> list[str]:
@@ -109,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"config file (default: ${CONFIG_ENV_VAR}, else the shipped default config)",
     )
     serve.add_argument("--listen", help=f"HOST:PORT (default: server.listen, {DEFAULT_LISTEN})")
+    serve.add_argument(
+        "--http-listen",
+        help='OpenAI/Ollama HTTP facade HOST:PORT, "" turns it off (default: http.listen, off)',
+    )
     serve.add_argument("--workers", type=int, default=1, help="server processes (SO_REUSEPORT)")
     serve.set_defaults(func=_serve)
 

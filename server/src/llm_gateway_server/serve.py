@@ -57,6 +57,7 @@ async def serve_forever(
     listen: str | None,
     reuse_port: bool = False,
     worker: int = 0,
+    http_listen: str | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; SIGHUP (or a changed file, if watched) reloads."""
     from llm_gateway_server.app import build_server
@@ -67,7 +68,12 @@ async def serve_forever(
     configure_logging(snapshot.config.telemetry, secrets=snapshot.secrets())
     telemetry = setup_telemetry(snapshot.config.telemetry, worker_index=worker)
     server = await build_server(
-        snapshot, listen=listen, config_path=config_path, telemetry=telemetry, reuse_port=reuse_port
+        snapshot,
+        listen=listen,
+        config_path=config_path,
+        telemetry=telemetry,
+        reuse_port=reuse_port,
+        http_listen=http_listen,
     )
     stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,6 +84,8 @@ async def serve_forever(
     host = (listen or snapshot.config.server.listen).rpartition(":")[0]
     # One machine-readable line on stdout: scripts and tests started with port 0 read it.
     print(f"llm-gateway: serving on {host}:{server.port} (worker {worker})", flush=True)
+    if server.http is not None:
+        print(f"llm-gateway: http on {server.http.address}", flush=True)
     watcher = None
     if config_path and snapshot.config.server.watch_config:
         watcher = asyncio.create_task(_watch(config_path, reload))
@@ -98,21 +106,35 @@ async def serve_forever(
     await server.stop()
 
 
-def _worker_main(config_path: str, listen: str | None, worker: int) -> None:
+def _worker_main(
+    config_path: str, listen: str | None, worker: int, http_listen: str | None = None
+) -> None:
     snapshot = load_config(config_path)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         runner.run(
-            serve_forever(snapshot, config_path, listen=listen, reuse_port=True, worker=worker)
+            serve_forever(
+                snapshot,
+                config_path,
+                listen=listen,
+                reuse_port=True,
+                worker=worker,
+                http_listen=http_listen,
+            )
         )
 
 
 def run(
-    snapshot: ConfigSnapshot, config_path: str | None, *, listen: str | None, workers: int
+    snapshot: ConfigSnapshot,
+    config_path: str | None,
+    *,
+    listen: str | None,
+    workers: int,
+    http_listen: str | None = None,
 ) -> int:
     """Run the gateway in the foreground; returns the process exit code."""
     if workers == 1:
         with asyncio.Runner(loop_factory=_new_loop) as runner:
-            runner.run(serve_forever(snapshot, config_path, listen=listen))
+            runner.run(serve_forever(snapshot, config_path, listen=listen, http_listen=http_listen))
         return 0
     if config_path is None:
         print("--workers needs a config file", file=sys.stderr)
@@ -124,7 +146,7 @@ def run(
     # gRPC must not be initialised before fork; the parent only supervises.
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(config_path, listen, i), daemon=False)
+        ctx.Process(target=_worker_main, args=(config_path, listen, i, http_listen), daemon=False)
         for i in range(workers)
     ]
     for proc in procs:
