@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llm_gateway_server.core.types import ReasoningEffort
 from llm_gateway_server.transport.http import ollama_convert
 from llm_gateway_server.transport.http import ollama_models as m
 from llm_gateway_server.transport.http.bodies import field_path
@@ -16,7 +17,7 @@ def test_field_path_drops_union_branch_names() -> None:
     assert field_path(()) == "body"
 
 
-def test_options_the_core_cannot_carry_are_kept_apart() -> None:
+def test_options_beyond_sampling_travel_as_provider_options() -> None:
     req = m.ChatRequest.model_validate(
         {
             "model": "chat",
@@ -34,9 +35,5 @@ def test_options_the_core_cannot_carry_are_kept_apart() -> None:
     chat = ollama_convert.chat_request(req, max_image_bytes=1000)
     assert chat.sampling.temperature == 0.5
     assert chat.sampling.max_tokens is None  # -1: no limit
-    assert ollama_convert.provider_options(req) == {
-        "top_k": 40,
-        "num_ctx": 8192,
-        "mirostat": 2,
-        "think": False,
-    }
+    assert chat.sampling.reasoning_effort is ReasoningEffort.NONE  # think: false
+    assert chat.provider_options == {"top_k": 40, "num_ctx": 8192, "mirostat": 2}

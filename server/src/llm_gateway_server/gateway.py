@@ -136,9 +136,10 @@ class Gateway:
         resolution = self._router.resolve(
             model=request.model, task=task, privacy=request.privacy, principal=ctx.principal
         )
-        check_provider_options(
-            resolution, request.provider_options, embedding=isinstance(request, EmbedRequest)
-        )
+        if request.provider_options_strict:
+            check_provider_options(
+                resolution, request.provider_options, embedding=isinstance(request, EmbedRequest)
+            )
         if isinstance(request, ChatRequest):
             scope.set_request(
                 route=resolution.route,

@@ -206,6 +206,9 @@ class ChatRequest:
     #: Upstream-specific options (``num_ctx``, ``top_k``...), checked against the route's
     #: provider kinds (``providers.options``).
     provider_options: dict[str, Any] = field(default_factory=dict)
+    #: Whether a provider option no target takes is an error (gRPC, OpenAI HTTP) or is
+    #: left out (Ollama's API: Ollama itself ignores options a model does not have).
+    provider_options_strict: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,8 @@ class EmbedRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     #: As ``ChatRequest.provider_options``.
     provider_options: dict[str, Any] = field(default_factory=dict)
+    #: As ``ChatRequest.provider_options_strict``.
+    provider_options_strict: bool = True
 
 
 @dataclass(frozen=True, slots=True)

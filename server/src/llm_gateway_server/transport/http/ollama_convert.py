@@ -121,6 +121,8 @@ def _sampling(req: m.ChatRequest | m.GenerateRequest) -> t.Sampling:
     if len(o.stop or ()) > 4:
         raise RequestInvalid("options.stop", "at most 4 stop sequences")
     effort = _EFFORT.get(req.think) if isinstance(req.think, str) else None
+    if req.think is False:
+        effort = t.ReasoningEffort.NONE
     return t.Sampling(
         temperature=o.temperature,
         top_p=o.top_p,
@@ -134,16 +136,15 @@ def _sampling(req: m.ChatRequest | m.GenerateRequest) -> t.Sampling:
 
 
 def provider_options(req: m.ChatRequest | m.GenerateRequest | m.EmbedRequest) -> dict[str, Any]:
-    """Options the core cannot carry yet (``num_ctx``, ``top_k``, ``think: false``, ...).
+    """``options`` the core's Sampling does not carry (``num_ctx``, ``top_k``, ...).
 
-    Accepted and collected here only, so that passing them on is one line once the core's
-    requests carry per-request provider options.
+    They travel as the request's ``provider_options``, not strict: targets whose kind takes
+    them get them, the others go without, as Ollama ignores options a model lacks. ``think: false`` is
+    ``ReasoningEffort.NONE`` (see ``_sampling``); ``keep_alive`` is accepted and not passed
+    on, since the gateway, not the caller, decides how long upstream models stay loaded.
     """
     options = req.options.model_dump(exclude_none=True) if req.options else {}
-    extra = {k: v for k, v in options.items() if k not in _SAMPLING}
-    if isinstance(req, m.ChatRequest | m.GenerateRequest) and req.think is False:
-        extra["think"] = False
-    return extra
+    return {k: v for k, v in options.items() if k not in _SAMPLING}
 
 
 def chat_request(req: m.ChatRequest, *, max_image_bytes: int) -> t.ChatRequest:
@@ -160,6 +161,8 @@ def chat_request(req: m.ChatRequest, *, max_image_bytes: int) -> t.ChatRequest:
         tools=tools,
         response_format=_response_format(req.format),
         sampling=_sampling(req),
+        provider_options=provider_options(req),
+        provider_options_strict=False,
     )
 
 
@@ -175,6 +178,8 @@ def generate_request(req: m.GenerateRequest, *, max_image_bytes: int) -> t.ChatR
         model=req.model,
         response_format=_response_format(req.format),
         sampling=_sampling(req),
+        provider_options=provider_options(req),
+        provider_options_strict=False,
     )
 
 

@@ -248,7 +248,14 @@ class OllamaRoutes:
             timer = convert.Timer()
             inputs = convert.embed_inputs(req.input, "input")
             outcome = await self._calls.embed(
-                call, EmbedRequest(inputs=inputs, model=req.model, dimensions=req.dimensions)
+                call,
+                EmbedRequest(
+                    inputs=inputs,
+                    model=req.model,
+                    dimensions=req.dimensions,
+                    provider_options=convert.provider_options(req),
+                    provider_options_strict=False,
+                ),
             )
             durations = timer.durations(outcome.answer.usage)
             body = {
