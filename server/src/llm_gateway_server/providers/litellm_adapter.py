@@ -23,6 +23,7 @@ from opentelemetry import propagate
 
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
+from llm_gateway_server.core.redaction import secret_forms, url_secrets
 from llm_gateway_server.core.types import (
     ChatAnswer,
     ChatDelta,
@@ -38,7 +39,8 @@ from llm_gateway_server.providers.openai_wire import (
     parse_chat_answer,
     parse_embed_answer,
 )
-from llm_gateway_server.providers.upstream_errors import snippet, status_error
+from llm_gateway_server.providers.upstream_errors import echo_sources, snippet, status_error
+from llm_gateway_server.providers.upstream_http import read_capped
 
 #: Default Ollama address (LiteLLM's default too).
 OLLAMA_API_BASE = "http://localhost:11434"
@@ -52,6 +54,11 @@ _PREFIXES: dict[ProviderKind, tuple[str, str | None]] = {
     ProviderKind.GEMINI: ("gemini/", "gemini/"),
     ProviderKind.LITELLM: ("", ""),
 }
+
+# Arguments holding the caller's own texts (never repeated from an upstream's error).
+_CALLER_TEXT_KEYS = ("messages", "tools", "response_format", "input")
+#: Upper bound on the error body of a probe.
+_ERROR_BODY_BYTES = 64 * 1024
 
 # Body keys that LiteLLM takes as its own arguments.
 _STREAM_KEYS = ("model", "stream", "stream_options")
@@ -94,6 +101,11 @@ class LiteLLMProvider:
         self.name = name
         self._config = config
         self._api_key = api_key or ""
+        #: Every form of every credential this provider holds, masked in its messages.
+        self._secrets = (
+            *secret_forms(self._api_key, *config.headers.values()),
+            *url_secrets(config.api_base),
+        )
         self._chat_prefix, self._embed_prefix = _PREFIXES[config.kind]
         base = config.api_base
         if config.kind is ProviderKind.OLLAMA:
@@ -112,7 +124,7 @@ class LiteLLMProvider:
             async with asyncio.timeout(timeout_s):
                 response = await self._litellm.acompletion(**kwargs)
         except Exception as exc:
-            raise self._error(exc, timeout_s) from None
+            raise self._error(exc, timeout_s, kwargs) from None
         answer = parse_chat_answer(_dump(response))
         return _with_model(answer, self._chat_prefix)
 
@@ -146,7 +158,7 @@ class LiteLLMProvider:
         except UpstreamError:
             raise
         except Exception as exc:
-            raise self._error(exc, timeout_s) from None
+            raise self._error(exc, timeout_s, kwargs) from None
         finally:
             if wrapper is not None:
                 await wrapper.aclose()
@@ -174,7 +186,7 @@ class LiteLLMProvider:
             async with asyncio.timeout(timeout_s):
                 response = await self._litellm.aembedding(**kwargs)
         except Exception as exc:
-            raise self._error(exc, timeout_s) from None
+            raise self._error(exc, timeout_s, kwargs) from None
         answer = parse_embed_answer(_dump(response), len(request.inputs))
         model = _strip(answer.model, self._embed_prefix)
         return answer if model == answer.model else dataclasses.replace(answer, model=model)
@@ -192,15 +204,23 @@ class LiteLLMProvider:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:
             async with self._get_session().get(url, timeout=timeout, headers=headers) as resp:
-                raw = await resp.read()
                 if resp.status >= 300:
-                    error = status_error(self.name, resp.status, raw, resp.headers, self._api_key)
+                    raw = await resp.content.read(_ERROR_BODY_BYTES)
+                    error = status_error(self.name, resp.status, raw, resp.headers, *self._secrets)
                     return ProbeResult(False, time.perf_counter() - started, error=error.message)
+                raw = await read_capped(
+                    resp,
+                    provider=self.name,
+                    limit=self._config.max_response_bytes,
+                    secrets=self._secrets,
+                )
             data = orjson.loads(raw)
+        except UpstreamError as exc:
+            return ProbeResult(False, time.perf_counter() - started, error=exc.message)
         except Exception as exc:  # a probe reports, never raises
             message = f"provider {self.name!r}: probe failed: {type(exc).__name__} {exc}"
             return ProbeResult(
-                False, time.perf_counter() - started, snippet(message, self._api_key)
+                False, time.perf_counter() - started, snippet(message, *self._secrets)
             )
         models = data.get("models") if isinstance(data, dict) else None
         names = tuple(
@@ -274,13 +294,18 @@ class LiteLLMProvider:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _error(self, exc: BaseException, timeout_s: float) -> UpstreamError:
+    def _error(
+        self, exc: BaseException, timeout_s: float, kwargs: Mapping[str, Any]
+    ) -> UpstreamError:
         if isinstance(exc, TimeoutError):
             return UpstreamError(
                 UpstreamFailure.TIMEOUT,
                 f"provider {self.name!r} did not answer within {timeout_s:.1f}s",
             )
-        return map_litellm_error(self.name, exc, self._litellm, self._api_key)
+        sent = {k: kwargs.get(k) for k in _CALLER_TEXT_KEYS}
+        return map_litellm_error(
+            self.name, exc, self._litellm, *self._secrets, echoes=echo_sources(sent)
+        )
 
 
 def _dump(response: Any) -> Any:
