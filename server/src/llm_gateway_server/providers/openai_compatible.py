@@ -118,7 +118,7 @@ class OpenAICompatibleProvider:
         body = build_chat_body(request, stream=False, max_tokens_field=self._max_tokens_field)
         body.update(self._config.extra_body)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
-            raw = await self._read(resp)
+            raw = await self._read(resp, body)
         return parse_chat_answer(self._loads(raw, body))
 
     async def _chat_by_stream(
@@ -213,7 +213,7 @@ class OpenAICompatibleProvider:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
         async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
-            raw = await self._read(resp)
+            raw = await self._read(resp, body)
         return parse_embed_answer(self._loads(raw, body), len(request.inputs))
 
     async def probe(self, *, timeout_s: float) -> ProbeResult:
@@ -221,7 +221,7 @@ class OpenAICompatibleProvider:
         started = time.perf_counter()
         try:
             async with self._request("GET", self._models_url, None, {}, timeout_s) as resp:
-                raw = await self._read(resp)
+                raw = await self._read(resp, None)
             data: Any = self._loads(raw, None)
         except UpstreamError as exc:
             return ProbeResult(False, time.perf_counter() - started, error=exc.message)
@@ -343,9 +343,13 @@ class OpenAICompatibleProvider:
             f"provider {self.name!r} did not answer within {timeout_s:.1f}s",
         )
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read(self, resp: aiohttp.ClientResponse, body: dict[str, Any] | None) -> bytes:
         return await read_capped(
-            resp, provider=self.name, limit=self._config.max_response_bytes, secrets=self._secrets
+            resp,
+            provider=self.name,
+            limit=self._config.max_response_bytes,
+            secrets=self._secrets,
+            echoes=echo_sources(body),
         )
 
     def _deltas(

@@ -9,7 +9,9 @@ is held beyond its cap.
 
 from __future__ import annotations
 
+import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -69,7 +71,9 @@ def split_credentials(api_base: str) -> Endpoint:
     url = URL(api_base)
     if url.user is None and url.password is None:
         return Endpoint(api_base.rstrip("/"), None)
-    auth = aiohttp.BasicAuth(url.user or "", url.password or "").encode()
+    # By hand: aiohttp's helpers raise on a ":" in the (decoded) user name.
+    pair = f"{url.user or ''}:{url.password or ''}".encode()
+    auth = "Basic " + base64.b64encode(pair).decode("ascii")
     return Endpoint(str(url.with_user(None)).rstrip("/"), auth)
 
 
@@ -122,7 +126,12 @@ def too_large(provider: str, what: str, limit: int, key: str) -> UpstreamError:
 
 
 async def read_capped(
-    resp: aiohttp.ClientResponse, *, provider: str, limit: int, secrets: tuple[str, ...] = ()
+    resp: aiohttp.ClientResponse,
+    *,
+    provider: str,
+    limit: int,
+    secrets: Sequence[str] = (),
+    echoes: Sequence[str] = (),
 ) -> bytes:
     """The whole JSON body, refused (BAD_RESPONSE) as soon as it cannot be an answer.
 
@@ -144,10 +153,9 @@ async def read_capped(
             started = True
             head = chunk.lstrip()
             if head[:1] not in (b"{", b"["):
-                text = head[:200].decode(errors="replace")
+                text = snippet(head[:2000].decode(errors="replace"), *secrets, echoes=echoes)
                 raise UpstreamError(
-                    UpstreamFailure.BAD_RESPONSE,
-                    f"malformed upstream answer: not JSON ({snippet(text, *secrets)})",
+                    UpstreamFailure.BAD_RESPONSE, f"malformed upstream answer: not JSON ({text})"
                 )
         parts.append(chunk)
     return b"".join(parts)
