@@ -265,13 +265,17 @@ class FakeUpstream:
         resp = web.StreamResponse(headers=headers)
         resp.content_type = self.stream_content_type if streaming else "application/json"
         await resp.prepare(request)
-        await resp.write(head)
         block = b"x" * 65536
-        sent = len(head)
-        while sent < size:
-            piece = block[: size - sent]
-            await resp.write(piece)
-            sent += len(piece)
+        try:
+            await resp.write(head)
+            sent = len(head)
+            while sent < size:
+                piece = block[: size - sent]
+                await resp.write(piece)
+                sent += len(piece)
+        except ConnectionResetError:
+            # The client hung up on the oversized body, as it should: a disconnect.
+            raise asyncio.CancelledError from None
         await resp.write_eof()
         return resp
 

@@ -45,11 +45,15 @@ from llm_gateway_server.providers.upstream_errors import (
     status_error,
 )
 from llm_gateway_server.providers.upstream_http import (
+    DRAIN_S,
     PoolWatch,
     client_timeout,
+    drain,
     pool_limit,
     pool_trace,
     read_capped,
+    read_some,
+    running_loop,
     split_credentials,
     too_large,
 )
@@ -58,8 +62,6 @@ from llm_gateway_server.providers.upstream_http import (
 OPENAI_API_BASE = "https://api.openai.com/v1"
 #: Upper bound on the error body read for classification.
 _ERROR_BODY_BYTES = 64 * 1024
-#: How long to wait for the end of a body after ``[DONE]`` so the connection stays reusable.
-_DRAIN_S = 0.25
 #: How long to wait, once the finish reason came, for the usage (when asked) and ``[DONE]``:
 #: some servers send both and hold the connection open, others never send them.
 _FINISH_GRACE_S = 0.5
@@ -155,11 +157,16 @@ class OpenAICompatibleProvider:
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
             done = held_open = False
             received = 0
+            loop = asyncio.get_running_loop()
+            # Once the finish reason came: until when to wait for usage and [DONE], in all
+            # (keep-alive comments after the finish must not extend it).
+            grace_until: float | None = None
             while not done:
-                grace = None
-                if assembler.finished:
-                    grace = _FINISH_GRACE_S if wants_usage and not assembler.has_usage else _DRAIN_S
-                chunk = await _read_some(resp, grace)
+                if grace_until is None and assembler.finished:
+                    grace = _FINISH_GRACE_S if wants_usage and not assembler.has_usage else DRAIN_S
+                    grace_until = loop.time() + grace
+                remaining = None if grace_until is None else max(grace_until - loop.time(), 0.0)
+                chunk = await read_some(resp, remaining)
                 if chunk is None:  # finished, and nothing more within the grace
                     held_open = True
                     break
@@ -183,7 +190,7 @@ class OpenAICompatibleProvider:
             if held_open:
                 resp.close()  # the body never ended: this connection cannot be reused
             elif done and not resp.content.at_eof():
-                await _drain(resp)
+                await drain(resp)
 
     def _batch(
         self,
@@ -237,7 +244,7 @@ class OpenAICompatibleProvider:
     async def aclose(self) -> None:
         """Close the connection pool (only from the loop that created it)."""
         session, self._session = self._session, None
-        if session is not None and not session.closed and self._loop is _running_loop():
+        if session is not None and not session.closed and self._loop is running_loop():
             await session.close()
 
     # ------------------------------------------------------------ internals
@@ -399,36 +406,6 @@ class OpenAICompatibleProvider:
         return UpstreamError(failure, f"provider {self.name!r}: {what} ({detail})")
 
 
-async def _read_some(resp: aiohttp.ClientResponse, grace_s: float | None) -> bytes | None:
-    """The next bytes of the body (b"" at its end); None when ``grace_s`` passed first."""
-    if grace_s is None:
-        return await resp.content.readany()
-    grace = asyncio.timeout(grace_s)
-    try:
-        async with grace:
-            return await resp.content.readany()
-    except TimeoutError:
-        if grace.expired():
-            return None
-        raise  # the call's own deadline
-
-
 def _get_code(error: object) -> int:
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, int) and 400 <= code < 600 else 0
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read what follows ``[DONE]`` (the chunked terminator) so keep-alive can reuse the
-    connection; a server that keeps the body open just loses that connection."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(_DRAIN_S):
-            while await resp.content.readany():
-                pass
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -9,7 +9,9 @@ is held beyond its cap.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from llm_gateway_server.config.providers import ProviderConfig
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.providers.upstream_errors import snippet
 
+#: How long to wait for the end of a body after ``[DONE]`` so the connection stays reusable.
+DRAIN_S = 0.25
 #: Spare connections beyond ``max_in_flight`` (probes, streams still draining).
 SPARE_CONNECTIONS = 4
 
@@ -159,3 +163,33 @@ async def read_capped(
                 )
         parts.append(chunk)
     return b"".join(parts)
+
+
+async def read_some(resp: aiohttp.ClientResponse, grace_s: float | None) -> bytes | None:
+    """The next bytes of the body (b"" at its end); None when ``grace_s`` passed first."""
+    if grace_s is None:
+        return await resp.content.readany()
+    grace = asyncio.timeout(grace_s)
+    try:
+        async with grace:
+            return await resp.content.readany()
+    except TimeoutError:
+        if grace.expired():
+            return None
+        raise  # the call's own deadline
+
+
+async def drain(resp: aiohttp.ClientResponse) -> None:
+    """Read what follows ``[DONE]`` (the chunked terminator) so keep-alive can reuse the
+    connection; a server that keeps the body open just loses that connection."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_S):
+            while await resp.content.readany():
+                pass
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
