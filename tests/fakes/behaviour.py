@@ -92,6 +92,9 @@ class Behaviour:
     send_done: bool = True
     #: FakeOpenAI streams: after the first text frame, send this as an error event and stop.
     stream_error: Any = None
+    #: FakeOpenAI streams: never send usage, even when asked (servers that ignore
+    #: ``stream_options``).
+    omit_usage: bool = False
     #: Streams: after the last frame, keep the body open (no end) until the client leaves.
     hold_open: bool = False
     #: HTTP_ERROR: the error message repeats the request's headers and raw body, as a

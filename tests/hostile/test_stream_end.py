@@ -13,10 +13,12 @@ from tests.hostile.conftest import Spawn, gateway_config
 ROUTES = "  chat: {targets: [{provider: local, model: m}]}\n"
 
 
-@pytest.mark.parametrize("separate_usage", [False, True], ids=["usage-in-finish", "usage-after"])
+@pytest.mark.parametrize(
+    "separate_usage", [False, True, None], ids=["usage-in-finish", "usage-after", "no-usage"]
+)
 @pytest.mark.parametrize("send_done", [False, True], ids=["no-done", "done"])
 async def test_finished_stream_held_open_completes(
-    spawn_gateway: Spawn, separate_usage: bool, send_done: bool
+    spawn_gateway: Spawn, separate_usage: bool | None, send_done: bool
 ) -> None:
     async with FakeOpenAI() as fake:
         # A provider timeout long past the test's own: only ending at the finish passes.
@@ -38,7 +40,9 @@ async def test_finished_stream_held_open_completes(
             usage=FakeUsage(5, 3),
             hold_open=True,
             send_done=send_done,
-            usage_in_separate_chunk=separate_usage,
+            usage_in_separate_chunk=bool(separate_usage),
+            # None: a server that ignores include_usage, so the usage never comes.
+            omit_usage=separate_usage is None,
         )
         messages = [m async for m in gw.stub.StreamChat(request, timeout=50)]
         text = "".join(m.delta.content for m in messages if m.HasField("delta"))
@@ -47,7 +51,7 @@ async def test_finished_stream_held_open_completes(
         assert messages[-1].HasField("summary")
         assert not summary.cut
         assert summary.finish_reason == chat_pb2.FINISH_REASON_STOP
-        assert summary.usage.completion_tokens == 3
+        assert summary.usage.completion_tokens == (0 if separate_usage is None else 3)
         # The gateway hung up on the held-open body rather than waiting for its end.
         await fake.wait_disconnect()
         await fake.wait_no_connections()

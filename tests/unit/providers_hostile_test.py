@@ -16,6 +16,7 @@ from llm_gateway_server.core.redaction import mask_echoes, redact, secret_forms,
 from llm_gateway_server.core.types import ChatDelta, Message, ProviderChatRequest, Role
 from llm_gateway_server.providers.openai_compatible import OpenAICompatibleProvider
 from llm_gateway_server.providers.sse import EventTooLarge, SSEEvent, SSEParser
+from llm_gateway_server.providers.upstream_http import pool_limit
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 
 KEY = "sk-unit-hostile-0123456789abcdef"
@@ -204,3 +205,28 @@ def test_snapshot_secrets_cover_keys_headers_and_userinfo() -> None:
     assert {"key-0123456789", "team/secret+1", "team%2Fsecret%2B1", "pw!x", "pw%21x"} <= secrets
     assert base64.b64encode(b"u:pw!x").decode() in secrets
     assert "application/json" not in secrets
+
+
+async def test_a_header_aiohttp_refuses_is_a_classified_failure(fake_openai: FakeOpenAI) -> None:
+    adapter = native(fake_openai.base_url, headers={"X-Team": "line\r\nInjected: 1"})
+    try:
+        with pytest.raises(UpstreamError) as err:
+            await adapter.chat(REQUEST, timeout_s=5)
+    finally:
+        await adapter.aclose()
+    assert err.value.failure is UpstreamFailure.BAD_RESPONSE
+    assert "Injected" not in err.value.message  # a configured header value is a secret
+    assert fake_openai.requests == []
+
+
+def test_pool_limits() -> None:
+    def limit(**options: int) -> int:
+        config = ProviderConfig(
+            kind=ProviderKind.OPENAI_COMPATIBLE, api_base="http://h/v1", **options
+        )
+        return pool_limit(config)
+
+    assert limit() == 0  # no limit: the router's slots (or nothing) are the limit
+    assert limit(max_in_flight=8) == 12
+    assert limit(max_in_flight=8, max_connections=3) == 3
+    assert limit(max_connections=500) == 500
