@@ -37,10 +37,11 @@ async def test_200_slow_calls_without_max_in_flight_all_succeed(spawn_gateway: S
         fds_before = gw.fds()
         done = asyncio.Event()
         watcher = asyncio.create_task(peak_connections(fake, done))
-        calls = [gw.stub.Chat(REQUEST, timeout=30) for _ in range(200)]
-        answers = await asyncio.gather(*calls)
-        done.set()
-        peak = await watcher
+        try:
+            answers = await asyncio.gather(*(gw.stub.Chat(REQUEST, timeout=30) for _ in range(200)))
+        finally:
+            done.set()
+            peak = await watcher
         assert [a.content for a in answers] == ["Hello from the fake."] * 200
         assert len(fake.requests) == 200
         # More than aiohttp's default pool of 100 (and the old 128) were open at once.
@@ -65,9 +66,12 @@ async def test_a_bounded_pool_queues_within_the_deadline_not_connect_timeout(
         gw = await spawn_gateway(gateway_config(provider(fake.base_url, options), ROUTES))
         done = asyncio.Event()
         watcher = asyncio.create_task(peak_connections(fake, done))
-        answers = await asyncio.gather(*(gw.stub.Chat(REQUEST, timeout=30) for _ in range(6)))
-        done.set()
-        assert await watcher <= 2
+        try:
+            answers = await asyncio.gather(*(gw.stub.Chat(REQUEST, timeout=30) for _ in range(6)))
+        finally:
+            done.set()
+            peak = await watcher
+        assert peak <= 2
         assert [a.content for a in answers] == ["Hello from the fake."] * 6
         target = next(t for t in (await gw.health()).targets if t.provider == "local")
         assert target.breaker_state == models_pb2.BREAKER_STATE_CLOSED
