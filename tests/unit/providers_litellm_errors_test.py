@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from types import ModuleType
 
@@ -176,3 +177,20 @@ async def test_an_upstream_echoing_the_request_through_litellm_leaks_nothing(
     assert token in str(fake_ollama.last_request.headers)  # it did get the secret
     for leak in (token, KEY, "Featherstonehaugh", "bank PIN"):
         assert leak not in err.value.message
+
+
+async def test_userinfo_in_an_ollama_api_base_is_sent_as_basic(
+    litellm: ModuleType, fake_ollama: FakeOllama
+) -> None:
+    base = fake_ollama.base_url.replace("http://", "http://ann:pw%21@")
+    config = ProviderConfig(kind=ProviderKind.OLLAMA, api_base=base)
+    provider = LiteLLMProvider("o", config, api_key=None)
+    request = ProviderChatRequest(model="m", messages=(Message(Role.USER, "hi"),))
+    try:
+        answer = await provider.chat(request, timeout_s=10)
+        probe = await provider.probe(timeout_s=5)
+    finally:
+        await provider.aclose()
+    assert answer.content and probe.ok, probe.error
+    basic = "Basic " + base64.b64encode(b"ann:pw!").decode()
+    assert {r.headers.get("Authorization") for r in fake_ollama.requests} == {basic}

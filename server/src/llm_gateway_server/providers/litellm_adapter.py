@@ -40,7 +40,11 @@ from llm_gateway_server.providers.openai_wire import (
     parse_embed_answer,
 )
 from llm_gateway_server.providers.upstream_errors import echo_sources, snippet, status_error
-from llm_gateway_server.providers.upstream_http import read_capped
+from llm_gateway_server.providers.upstream_http import (
+    authorization,
+    read_capped,
+    split_credentials,
+)
 
 #: Default Ollama address (LiteLLM's default too).
 OLLAMA_API_BASE = "http://localhost:11434"
@@ -110,7 +114,14 @@ class LiteLLMProvider:
         base = config.api_base
         if config.kind is ProviderKind.OLLAMA:
             base = base or OLLAMA_API_BASE
-        self._api_base = base.rstrip("/") if base else None
+        # Userinfo moves to a header, as in the native adapter: an HTTP client next to an
+        # Authorization header would refuse (aiohttp) or silently drop one of the two.
+        endpoint = split_credentials(base) if base else None
+        self._api_base = endpoint.base if endpoint else None
+        # LiteLLM sends the key itself: only userinfo needs a header of ours.
+        basic = endpoint.basic_auth if endpoint is not None and not self._api_key else None
+        auth = authorization(config.headers, None, basic)
+        self._auth_headers = {"Authorization": auth} if auth else {}
         self._litellm = load_litellm()
         self._session: aiohttp.ClientSession | None = None
         self._known_models: set[str] = set()
@@ -200,8 +211,10 @@ class LiteLLMProvider:
         url = f"{self._api_base}/api/tags"
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         headers = dict(self._config.headers)
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        basic = self._auth_headers.get("Authorization")
+        auth = authorization(self._config.headers, self._api_key, basic)
+        if auth:
+            headers["Authorization"] = auth
         try:
             async with self._get_session().get(url, timeout=timeout, headers=headers) as resp:
                 if resp.status >= 300:
@@ -245,7 +258,7 @@ class LiteLLMProvider:
         return out
 
     def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
-        headers = {**extra, **self._config.headers}
+        headers = {**extra, **self._auth_headers, **self._config.headers}
         propagate.inject(headers)
         return headers
 

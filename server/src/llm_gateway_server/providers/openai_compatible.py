@@ -47,6 +47,7 @@ from llm_gateway_server.providers.upstream_errors import (
 from llm_gateway_server.providers.upstream_http import (
     DRAIN_S,
     PoolWatch,
+    authorization,
     client_timeout,
     drain,
     pool_limit,
@@ -62,6 +63,9 @@ from llm_gateway_server.providers.upstream_http import (
 OPENAI_API_BASE = "https://api.openai.com/v1"
 #: Upper bound on the error body read for classification.
 _ERROR_BODY_BYTES = 64 * 1024
+#: Room per embedding input beyond ``max_response_bytes`` (a 3072-dimension vector is about
+#: 70 KB of JSON).
+_EMBED_BYTES_PER_INPUT = 128 * 1024
 #: How long to wait, once the finish reason came, for the usage (when asked) and ``[DONE]``:
 #: some servers send both and hold the connection open, others never send them.
 _FINISH_GRACE_S = 0.5
@@ -95,11 +99,9 @@ class OpenAICompatibleProvider:
             "max_completion_tokens" if config.kind is ProviderKind.OPENAI else "max_tokens"
         )
         headers = {"Content-Type": "application/json"}
-        # One Authorization: a configured header wins over the key, the key over userinfo.
-        if endpoint.basic_auth:
-            headers["Authorization"] = endpoint.basic_auth
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        auth = authorization(config.headers, api_key, endpoint.basic_auth)
+        if auth:
+            headers["Authorization"] = auth
         headers.update(config.headers)
         self._headers = headers
         #: Every form of every credential this provider holds, masked in its messages.
@@ -220,7 +222,9 @@ class OpenAICompatibleProvider:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
         async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
-            raw = await self._read(resp, body)
+            # A batch of large vectors may exceed the cap for answers: each input adds room.
+            extra = len(request.inputs) * _EMBED_BYTES_PER_INPUT
+            raw = await self._read(resp, body, extra=extra)
         return parse_embed_answer(self._loads(raw, body), len(request.inputs))
 
     async def probe(self, *, timeout_s: float) -> ProbeResult:
@@ -350,11 +354,13 @@ class OpenAICompatibleProvider:
             f"provider {self.name!r} did not answer within {timeout_s:.1f}s",
         )
 
-    async def _read(self, resp: aiohttp.ClientResponse, body: dict[str, Any] | None) -> bytes:
+    async def _read(
+        self, resp: aiohttp.ClientResponse, body: dict[str, Any] | None, *, extra: int = 0
+    ) -> bytes:
         return await read_capped(
             resp,
             provider=self.name,
-            limit=self._config.max_response_bytes,
+            limit=self._config.max_response_bytes + extra,
             secrets=self._secrets,
             echoes=echo_sources(body),
         )

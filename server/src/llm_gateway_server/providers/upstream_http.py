@@ -13,7 +13,7 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -79,6 +79,18 @@ def split_credentials(api_base: str) -> Endpoint:
     pair = f"{url.user or ''}:{url.password or ''}".encode()
     auth = "Basic " + base64.b64encode(pair).decode("ascii")
     return Endpoint(str(url.with_user(None)).rstrip("/"), auth)
+
+
+def authorization(
+    headers: Mapping[str, str], api_key: str | None, basic_auth: str | None
+) -> str | None:
+    """The one ``Authorization`` value to send: none when ``headers`` configure their own
+    (in any case), else the API key as a bearer token, else the URL's userinfo."""
+    if any(name.lower() == "authorization" for name in headers):
+        return None
+    if api_key:
+        return f"Bearer {api_key}"
+    return basic_auth
 
 
 class PoolWatch:
