@@ -3,6 +3,7 @@ bodies and events, echoed requests (fake upstreams on loopback, no stubs)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from llm_gateway_server.core.redaction import mask_echoes, redact, secret_forms,
 from llm_gateway_server.core.types import ChatDelta, Message, ProviderChatRequest, Role
 from llm_gateway_server.providers.openai_compatible import OpenAICompatibleProvider
 from llm_gateway_server.providers.sse import EventTooLarge, SSEEvent, SSEParser
-from llm_gateway_server.providers.upstream_http import pool_limit
+from llm_gateway_server.providers.upstream_http import PoolWaitTimeout, pool_limit
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 
 KEY = "sk-unit-hostile-0123456789abcdef"
@@ -230,3 +231,24 @@ def test_pool_limits() -> None:
     assert limit(max_in_flight=8) == 12
     assert limit(max_in_flight=8, max_connections=3) == 3
     assert limit(max_connections=500) == 500
+
+
+async def test_a_wait_for_a_pooled_connection_past_the_deadline_says_so(
+    fake_openai: FakeOpenAI,
+) -> None:
+    adapter = native(fake_openai.base_url, max_connections=1, connect_timeout_s=0.05)
+    fake_openai.script(Behaviour(fault=Fault.HANG, hang_s=2.0))
+    try:
+        hung = asyncio.create_task(adapter.chat(REQUEST, timeout_s=1.5))
+        while not fake_openai.requests:  # the one connection is taken
+            await asyncio.sleep(0.01)
+        with pytest.raises(PoolWaitTimeout) as err:
+            await adapter.chat(REQUEST, timeout_s=0.3)
+        with pytest.raises(UpstreamError):
+            await hung
+    finally:
+        await adapter.aclose()
+    assert err.value.failure is UpstreamFailure.TIMEOUT
+    assert "no pooled connection came free" in err.value.message
+    assert "max_connections 1" in err.value.message
+    assert len(fake_openai.requests) == 1  # the second call never reached the upstream

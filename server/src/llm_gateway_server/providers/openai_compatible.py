@@ -46,6 +46,7 @@ from llm_gateway_server.providers.upstream_errors import (
 )
 from llm_gateway_server.providers.upstream_http import (
     DRAIN_S,
+    PoolWaitTimeout,
     PoolWatch,
     authorization,
     client_timeout,
@@ -344,11 +345,7 @@ class OpenAICompatibleProvider:
     def _timeout(self, watch: PoolWatch | None, timeout_s: float) -> UpstreamError:
         waited = watch.waited_s() if watch is not None else None
         if waited is not None:
-            return UpstreamError(
-                UpstreamFailure.TIMEOUT,
-                f"provider {self.name!r}: no pooled connection came free within"
-                f" {waited:.1f}s (max_connections {self._pool_size}); nothing was sent",
-            )
+            return PoolWaitTimeout(self.name, waited, self._pool_size)
         return UpstreamError(
             UpstreamFailure.TIMEOUT,
             f"provider {self.name!r} did not answer within {timeout_s:.1f}s",

@@ -93,6 +93,21 @@ def authorization(
     return basic_auth
 
 
+class PoolWaitTimeout(UpstreamError):
+    """The call's time ran out while it waited for one of the pool's ``max_connections``.
+
+    A TIMEOUT to the caller, but nothing was sent: the wait was the gateway's own, so
+    routing can tell it from an upstream that did not answer (and keep it off the breaker).
+    """
+
+    def __init__(self, provider: str, waited_s: float, pool_size: int) -> None:
+        super().__init__(
+            UpstreamFailure.TIMEOUT,
+            f"provider {provider!r}: no pooled connection came free within {waited_s:.1f}s"
+            f" (max_connections {pool_size}); nothing was sent",
+        )
+
+
 class PoolWatch:
     """Tells whether a request timed out while queued for a pooled connection.
 
