@@ -32,6 +32,21 @@ def native(
     return OpenAICompatibleProvider("p", config, api_key=api_key)
 
 
+@pytest.fixture(autouse=True)
+async def nothing_left_open(fake_openai: FakeOpenAI) -> AsyncIterator[None]:
+    """Every test leaves no task running and, once its adapter is closed, no connection."""
+    yield
+    await fake_openai.wait_no_connections(timeout=2.0)
+    current = asyncio.current_task()
+    # The fake's own handlers of dropped connections take a few loop turns to finish.
+    for _ in range(100):
+        leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not leaked:
+            break
+        await asyncio.sleep(0.01)
+    assert not leaked, f"tasks left behind: {leaked}"
+
+
 @pytest.fixture
 async def provider(fake_openai: FakeOpenAI) -> AsyncIterator[OpenAICompatibleProvider]:
     adapter = native(fake_openai.base_url)
