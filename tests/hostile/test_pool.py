@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from llmgateway.v1 import chat_pb2, models_pb2
 from tests.fakes import Behaviour, FakeOpenAI
-from tests.hostile.conftest import Spawn, gateway_config
+from tests.hostile.conftest import GatewayProcess, Spawn, gateway_config
 
 ROUTES = "  chat: {targets: [{provider: local, model: m}]}\n"
 REQUEST = chat_pb2.ChatRequest(
@@ -31,18 +33,31 @@ async def peak_connections(fake: FakeOpenAI, done: asyncio.Event) -> int:
     return peak
 
 
-async def test_200_slow_calls_without_max_in_flight_all_succeed(spawn_gateway: Spawn) -> None:
+async def one_call(gw: GatewayProcess, *, streaming: bool) -> str:
+    if not streaming:
+        return (await gw.stub.Chat(REQUEST, timeout=30)).content
+    request = chat_pb2.StreamChatRequest(model="chat", messages=REQUEST.messages)
+    messages = [m async for m in gw.stub.StreamChat(request, timeout=30)]
+    assert not messages[-1].summary.cut
+    return "".join(m.delta.content for m in messages if m.HasField("delta"))
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["chat", "stream"])
+async def test_200_slow_calls_without_max_in_flight_all_succeed(
+    spawn_gateway: Spawn, streaming: bool
+) -> None:
     async with FakeOpenAI(Behaviour(first_token_delay_s=3.5)) as fake:
         gw = await spawn_gateway(gateway_config(provider(fake.base_url), ROUTES))
         fds_before = gw.fds()
         done = asyncio.Event()
         watcher = asyncio.create_task(peak_connections(fake, done))
         try:
-            answers = await asyncio.gather(*(gw.stub.Chat(REQUEST, timeout=30) for _ in range(200)))
+            calls = (one_call(gw, streaming=streaming) for _ in range(200))
+            answers = await asyncio.gather(*calls)
         finally:
             done.set()
             peak = await watcher
-        assert [a.content for a in answers] == ["Hello from the fake."] * 200
+        assert answers == ["Hello from the fake."] * 200
         assert len(fake.requests) == 200
         # More than aiohttp's default pool of 100 (and the old 128) were open at once.
         assert peak > 128

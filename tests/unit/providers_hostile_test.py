@@ -267,3 +267,21 @@ async def test_a_wait_for_a_pooled_connection_past_the_deadline_says_so(
     assert "no pooled connection came free" in err.value.message
     assert "max_connections 1" in err.value.message
     assert len(fake_openai.requests) == 1  # the second call never reached the upstream
+
+
+async def test_a_stream_longer_than_the_answer_cap_is_cut(fake_openai: FakeOpenAI) -> None:
+    fake_openai.behaviour = Behaviour(content=("x" * 1000 + " ") * 200)  # ~200 KB in 200 frames
+    adapter = native(fake_openai.base_url, max_response_bytes=64 * 1024)
+    got: list[ChatDelta] = []
+
+    async def consume() -> None:
+        async for delta in adapter.stream(REQUEST, timeout_s=10):
+            got.append(delta)
+
+    try:
+        with pytest.raises(UpstreamError) as err:
+            await consume()
+    finally:
+        await adapter.aclose()
+    assert "a stream larger than 65536 bytes (max_response_bytes)" in err.value.message
+    assert 0 < sum(len(d.content) for d in got) <= 64 * 1024
