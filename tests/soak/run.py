@@ -35,9 +35,11 @@ from pathlib import Path
 
 import grpc
 
-from llmgateway.v1 import chat_pb2, embed_pb2, gateway_service_pb2_grpc
+from llmgateway.v1 import chat_pb2, embed_pb2, gateway_service_pb2_grpc, models_pb2
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 
+#: The soak's configured secrets and prompt marker: none may reach Health or the log.
+_SECRETS = ("sk-soak-key-0123456789abcdef", "soak-header-secret-42", "soak prompt")
 _FAULTS = (
     Behaviour(fault=Fault.HANG, hang_s=5.0),
     Behaviour(fault=Fault.HTTP_ERROR, status=500, echo_request=True),
@@ -147,8 +149,8 @@ def _start_gateway(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
     env = {
         **os.environ,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "SOAK_KEY": "sk-soak-key-0123456789abcdef",
-        "SOAK_HEADER": "soak-header-secret-42",
+        "SOAK_KEY": _SECRETS[0],
+        "SOAK_HEADER": _SECRETS[1],
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -176,8 +178,9 @@ def _log_summary(log: Path) -> str:
             levels[str(record.get("level"))] += 1
             if "Traceback" in line:
                 tracebacks += 1
-    for secret in ("sk-soak-key-0123456789abcdef", "soak-header-secret-42", "soak prompt"):
-        if secret in log.read_text(errors="replace"):
+    text = log.read_text(errors="replace")
+    for secret in _SECRETS:
+        if secret in text:
             levels[f"LEAKED {secret!r}"] += 1
     return f"log lines by level: {dict(levels)}; with a traceback: {tracebacks}"
 
@@ -207,8 +210,13 @@ async def soak(minutes: float, workers: int, interval: float, keep_log: Path | N
                                 task.cancel()
                             await asyncio.gather(*tasks, return_exceptions=True)
                             return 1
+                        health = await stub.Health(models_pb2.HealthRequest(), timeout=5)
+                        leaked = [v for v in _SECRETS if v in str(health)]
+                        if leaked:
+                            tally.outcomes[f"HEALTH LEAKED {leaked}"] += 1
                         print(
                             f"t={time.monotonic() - started:6.0f}s calls={tally.calls:6d}"
+                            f" health={health.ByteSize():5d}B"
                             f" rss={_status_kb(proc.pid, 'VmRSS:') / 1024:6.1f}MB"
                             f" peak={_status_kb(proc.pid, 'VmHWM:') / 1024:6.1f}MB"
                             f" fds={_fds(proc.pid):4d}"
