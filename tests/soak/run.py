@@ -249,7 +249,14 @@ def main() -> int:
     parser.add_argument(
         "--interval", type=float, default=float(os.environ.get("SOAK_INTERVAL_S", "15"))
     )
-    parser.add_argument("--keep-log", type=Path, default=None, help="copy the gateway log here")
+    parser.add_argument(
+        "--keep-log",
+        type=Path,
+        default=Path(
+            os.environ.get("SOAK_LOG", Path(tempfile.gettempdir()) / "llm-gateway-soak.log")
+        ),
+        help="copy the gateway's log here at the end (default: $SOAK_LOG or the temp dir)",
+    )
     args = parser.parse_args()
     if not 0 < args.minutes <= 24 * 60 or not 1 <= args.workers <= 512:
         parser.error("--minutes must be in (0, 1440] and --workers in [1, 512]")
