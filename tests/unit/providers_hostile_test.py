@@ -285,3 +285,13 @@ async def test_a_stream_longer_than_the_answer_cap_is_cut(fake_openai: FakeOpenA
         await adapter.aclose()
     assert "a stream larger than 65536 bytes (max_response_bytes)" in err.value.message
     assert 0 < sum(len(d.content) for d in got) <= 64 * 1024
+
+
+@pytest.mark.parametrize("api_base", ["http://[bad@x/v1", "not a url", "http://h:99999/v1"])
+async def test_a_malformed_api_base_is_a_classified_failure_per_call(api_base: str) -> None:
+    adapter = native(api_base)  # building never raises for an accepted config
+    try:
+        with pytest.raises(UpstreamError):
+            await adapter.chat(REQUEST, timeout_s=2)
+    finally:
+        await adapter.aclose()

@@ -72,9 +72,15 @@ def split_credentials(api_base: str) -> Endpoint:
     aiohttp would send URL credentials itself, but raises ValueError on every request that
     also carries an ``Authorization`` header (an API key, a configured header).
     """
-    url = URL(api_base)
+    plain = Endpoint(api_base.rstrip("/"), None)
+    if "@" not in api_base:
+        return plain
+    try:
+        url = URL(api_base)
+    except ValueError:
+        return plain  # refused per call by aiohttp as an invalid URL, classified there
     if url.user is None and url.password is None:
-        return Endpoint(api_base.rstrip("/"), None)
+        return plain
     # By hand: aiohttp's helpers raise on a ":" in the (decoded) user name.
     pair = f"{url.user or ''}:{url.password or ''}".encode()
     auth = "Basic " + base64.b64encode(pair).decode("ascii")
