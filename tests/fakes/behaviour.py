@@ -95,6 +95,19 @@ class Behaviour:
     send_done: bool = True
     #: FakeOpenAI streams: after the first text frame, send this as an error event and stop.
     stream_error: Any = None
+    #: FakeOpenAI streams: never send usage, even when asked (servers that ignore
+    #: ``stream_options``).
+    omit_usage: bool = False
+    #: Streams: after the last frame, keep the body open (no end) until the client leaves.
+    hold_open: bool = False
+    #: HTTP_ERROR: the error message repeats the request's headers and raw body, as a
+    #: careless server's debugging output does.
+    echo_request: bool = False
+    #: Answer 200 with this many bytes instead (unary: one huge JSON string; stream: one
+    #: ``data:`` line with no newline), written 64 KiB at a time.
+    oversize_bytes: int = 0
+    #: With ``oversize_bytes``: declare the size in Content-Length (else chunked).
+    oversize_declared: bool = False
 
     #: Vectors to return; None: ``fake_vector(text, embedding_dim)`` per input.
     embeddings: list[list[float]] | None = None

@@ -55,6 +55,7 @@ class FakeOpenAI(FakeUpstream):
         model = b.model or (body or {}).get("model", "fake-model")
         if (body or {}).get("stream"):
             include_usage = bool(((body or {}).get("stream_options") or {}).get("include_usage"))
+            include_usage = include_usage and not b.omit_usage
             return await self.send_stream(request, _chunks(b, model, include_usage), b)
         message: dict[str, Any] = {"role": "assistant", "content": b.content or None}
         if b.reasoning:

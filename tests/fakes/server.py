@@ -185,7 +185,9 @@ class FakeUpstream:
             )
             behaviour = self._next_behaviour()
             try:
-                early = await self._fault_response(request, behaviour)
+                if behaviour.oversize_bytes and behaviour.fault is Fault.NONE:
+                    return await self._oversize(request, body, behaviour)
+                early = await self._fault_response(request, behaviour, raw)
                 if early is not None:
                     return early
                 return await handler(request, body, behaviour)
@@ -237,8 +239,10 @@ class FakeUpstream:
             if frame.payload and behaviour.hold is not None and not held:
                 held = True
                 await behaviour.hold.wait()
-        await resp.write_eof()
         self.completed_streams += 1
+        if behaviour.hold_open:
+            await asyncio.sleep(3600)  # until the client leaves (cancels this handler)
+        await resp.write_eof()
         return resp
 
     # ------------------------------------------------------------ internals
@@ -251,8 +255,32 @@ class FakeUpstream:
             behaviour.fault_times -= 1
         return behaviour
 
+    async def _oversize(
+        self, request: web.Request, body: Any, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        size = behaviour.oversize_bytes
+        streaming = isinstance(body, dict) and bool(body.get("stream"))
+        head = b"data: " if streaming else b'{"pad": "'
+        headers = {"Content-Length": str(size)} if behaviour.oversize_declared else {}
+        resp = web.StreamResponse(headers=headers)
+        resp.content_type = self.stream_content_type if streaming else "application/json"
+        await resp.prepare(request)
+        block = b"x" * 65536
+        try:
+            await resp.write(head)
+            sent = len(head)
+            while sent < size:
+                piece = block[: size - sent]
+                await resp.write(piece)
+                sent += len(piece)
+        except ConnectionResetError:
+            # The client hung up on the oversized body, as it should: a disconnect.
+            raise asyncio.CancelledError from None
+        await resp.write_eof()
+        return resp
+
     async def _fault_response(
-        self, request: web.Request, behaviour: Behaviour
+        self, request: web.Request, behaviour: Behaviour, raw: bytes
     ) -> web.StreamResponse | None:
         fault = behaviour.fault
         if fault is Fault.DROP:
@@ -266,6 +294,10 @@ class FakeUpstream:
         if fault in (Fault.HTTP_ERROR, Fault.RATE_LIMIT):
             status = 429 if fault is Fault.RATE_LIMIT else behaviour.status
             body = behaviour.error_body
+            if body is None and behaviour.echo_request:
+                echoed = "".join(f"{k}: {v}\n" for k, v in request.headers.items())
+                message = f"{behaviour.error_message}; request was:\n{echoed}\n{raw.decode()}"
+                body = self.error_payload(status, message)
             if body is None:
                 body = self.error_payload(status, behaviour.error_message)
             data = body.encode() if isinstance(body, str) else orjson.dumps(body)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from types import ModuleType
 
 import httpx
 import pytest
 
-from llm_gateway_server.core.errors import UpstreamFailure
-from llm_gateway_server.providers.litellm_adapter import load_litellm
+from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
+from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
+from llm_gateway_server.core.types import Message, ProviderChatRequest, Role
+from llm_gateway_server.providers.litellm_adapter import LiteLLMProvider, load_litellm
 from llm_gateway_server.providers.litellm_errors import map_litellm_error
+from tests.fakes import Behaviour, FakeOllama, Fault
 
 KEY = "sk-ant-unit-SECRET-0123456789"
 
@@ -141,3 +146,51 @@ def test_unknown_exceptions(litellm: ModuleType) -> None:
         map_litellm_error("p", ConnectionResetError(), litellm, KEY).failure
         is UpstreamFailure.CONNECT
     )
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["chat", "stream"])
+async def test_an_upstream_echoing_the_request_through_litellm_leaks_nothing(
+    litellm: ModuleType, fake_ollama: FakeOllama, streaming: bool
+) -> None:
+    token = "team-TOKEN-5a4b3c2d1e"
+    prompt = "My bank PIN is 8812 and my mother's maiden name is Featherstonehaugh, keep it."
+    fake_ollama.behaviour = Behaviour(fault=Fault.HTTP_ERROR, status=500, echo_request=True)
+    config = ProviderConfig(
+        kind=ProviderKind.OLLAMA, api_base=fake_ollama.base_url, headers={"X-Team": token}
+    )
+    provider = LiteLLMProvider("o", config, api_key=KEY)
+    request = ProviderChatRequest(model="m", messages=(Message(Role.USER, prompt),))
+
+    async def call() -> None:
+        if streaming:
+            async with contextlib.aclosing(provider.stream(request, timeout_s=10)) as deltas:
+                _ = [d async for d in deltas]
+        else:
+            await provider.chat(request, timeout_s=10)
+
+    try:
+        with pytest.raises(UpstreamError) as err:
+            await call()
+    finally:
+        await provider.aclose()
+    assert fake_ollama.requests, "the upstream was called"
+    assert token in str(fake_ollama.last_request.headers)  # it did get the secret
+    for leak in (token, KEY, "Featherstonehaugh", "bank PIN"):
+        assert leak not in err.value.message
+
+
+async def test_userinfo_in_an_ollama_api_base_is_sent_as_basic(
+    litellm: ModuleType, fake_ollama: FakeOllama
+) -> None:
+    base = fake_ollama.base_url.replace("http://", "http://ann:pw%21@")
+    config = ProviderConfig(kind=ProviderKind.OLLAMA, api_base=base)
+    provider = LiteLLMProvider("o", config, api_key=None)
+    request = ProviderChatRequest(model="m", messages=(Message(Role.USER, "hi"),))
+    try:
+        answer = await provider.chat(request, timeout_s=10)
+        probe = await provider.probe(timeout_s=5)
+    finally:
+        await provider.aclose()
+    assert answer.content and probe.ok, probe.error
+    basic = "Basic " + base64.b64encode(b"ann:pw!").decode()
+    assert {r.headers.get("Authorization") for r in fake_ollama.requests} == {basic}

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from llm_gateway_server.config.model import GatewayConfig
 from llm_gateway_server.config.providers import KEY_REQUIRED_KINDS, ProviderConfig
+from llm_gateway_server.core.redaction import PLAIN_HEADERS, secret_forms, url_secrets
 from llm_gateway_server.core.types import Locality
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -50,8 +51,15 @@ class ConfigSnapshot:
         return name in self.config.providers and name not in self.disabled
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value this snapshot holds, for redaction."""
-        return tuple(v for v in self.api_keys.values() if v)
+        """Every secret value this snapshot holds, in every form it takes on the wire, for
+        redaction: API keys, ``providers.*.headers`` values (as interpolated), and
+        ``api_base`` userinfo with its ``Basic`` form (see ``core.redaction``)."""
+        values = [v for v in self.api_keys.values() if v]
+        forms: list[str] = []
+        for provider in self.config.providers.values():
+            values += [v for k, v in provider.headers.items() if k.lower() not in PLAIN_HEADERS]
+            forms += url_secrets(provider.api_base)
+        return tuple(dict.fromkeys((*secret_forms(*values), *forms)))
 
 
 def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str]) -> Any:

@@ -23,6 +23,7 @@ from opentelemetry import propagate
 
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
+from llm_gateway_server.core.redaction import secret_forms, url_secrets
 from llm_gateway_server.core.types import (
     ChatAnswer,
     ChatDelta,
@@ -40,7 +41,12 @@ from llm_gateway_server.providers.openai_wire import (
 )
 from llm_gateway_server.providers.options import options_for
 from llm_gateway_server.providers.reasoning import StreamSplitter, split_answer, tags_enabled
-from llm_gateway_server.providers.upstream_errors import snippet, status_error
+from llm_gateway_server.providers.upstream_errors import echo_sources, snippet, status_error
+from llm_gateway_server.providers.upstream_http import (
+    authorization,
+    read_capped,
+    split_credentials,
+)
 
 #: Default Ollama address (LiteLLM's default too).
 OLLAMA_API_BASE = "http://localhost:11434"
@@ -56,6 +62,11 @@ _PREFIXES: dict[ProviderKind, tuple[str, str | None]] = {
     ProviderKind.GEMINI: ("gemini/", "gemini/"),
     ProviderKind.LITELLM: ("", ""),
 }
+
+# Arguments holding the caller's own texts (never repeated from an upstream's error).
+_CALLER_TEXT_KEYS = ("messages", "tools", "response_format", "input")
+#: Upper bound on the error body of a probe.
+_ERROR_BODY_BYTES = 64 * 1024
 
 # Body keys that LiteLLM takes as its own arguments.
 _STREAM_KEYS = ("model", "stream", "stream_options")
@@ -98,11 +109,23 @@ class LiteLLMProvider:
         self.name = name
         self._config = config
         self._api_key = api_key or ""
+        #: Every form of every credential this provider holds, masked in its messages.
+        self._secrets = (
+            *secret_forms(self._api_key, *config.headers.values()),
+            *url_secrets(config.api_base),
+        )
         self._chat_prefix, self._embed_prefix = _PREFIXES[config.kind]
         base = config.api_base
         if config.kind is ProviderKind.OLLAMA:
             base = base or OLLAMA_API_BASE
-        self._api_base = base.rstrip("/") if base else None
+        # Userinfo moves to a header, as in the native adapter: an HTTP client next to an
+        # Authorization header would refuse (aiohttp) or silently drop one of the two.
+        endpoint = split_credentials(base) if base else None
+        self._api_base = endpoint.base if endpoint else None
+        # LiteLLM sends the key itself: only userinfo needs a header of ours.
+        basic = endpoint.basic_auth if endpoint is not None and not self._api_key else None
+        auth = authorization(config.headers, None, basic)
+        self._auth_headers = {"Authorization": auth} if auth else {}
         self._litellm = load_litellm()
         self._session: aiohttp.ClientSession | None = None
         self._known_models: set[str] = set()
@@ -116,7 +139,7 @@ class LiteLLMProvider:
             async with asyncio.timeout(timeout_s):
                 response = await self._litellm.acompletion(**kwargs)
         except Exception as exc:
-            raise self._error(exc, timeout_s) from None
+            raise self._error(exc, timeout_s, kwargs) from None
         answer = parse_chat_answer(_dump(response))
         answer = split_answer(answer, enabled=tags_enabled(self._config))
         return _with_model(answer, self._chat_prefix)
@@ -151,7 +174,7 @@ class LiteLLMProvider:
         except UpstreamError:
             raise
         except Exception as exc:
-            raise self._error(exc, timeout_s) from None
+            raise self._error(exc, timeout_s, kwargs) from None
         finally:
             if wrapper is not None:
                 await wrapper.aclose()
@@ -180,7 +203,7 @@ class LiteLLMProvider:
             async with asyncio.timeout(timeout_s):
                 response = await self._litellm.aembedding(**kwargs)
         except Exception as exc:
-            raise self._error(exc, timeout_s) from None
+            raise self._error(exc, timeout_s, kwargs) from None
         answer = parse_embed_answer(_dump(response), len(request.inputs))
         model = _strip(answer.model, self._embed_prefix)
         return answer if model == answer.model else dataclasses.replace(answer, model=model)
@@ -194,19 +217,29 @@ class LiteLLMProvider:
         url = f"{self._api_base}/api/tags"
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         headers = dict(self._config.headers)
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        basic = self._auth_headers.get("Authorization")
+        auth = authorization(self._config.headers, self._api_key, basic)
+        if auth:
+            headers["Authorization"] = auth
         try:
             async with self._get_session().get(url, timeout=timeout, headers=headers) as resp:
-                raw = await resp.read()
                 if resp.status >= 300:
-                    error = status_error(self.name, resp.status, raw, resp.headers, self._api_key)
+                    raw = await resp.content.read(_ERROR_BODY_BYTES)
+                    error = status_error(self.name, resp.status, raw, resp.headers, *self._secrets)
                     return ProbeResult(False, time.perf_counter() - started, error=error.message)
+                raw = await read_capped(
+                    resp,
+                    provider=self.name,
+                    limit=self._config.max_response_bytes,
+                    secrets=self._secrets,
+                )
             data = orjson.loads(raw)
+        except UpstreamError as exc:
+            return ProbeResult(False, time.perf_counter() - started, error=exc.message)
         except Exception as exc:  # a probe reports, never raises
             message = f"provider {self.name!r}: probe failed: {type(exc).__name__} {exc}"
             return ProbeResult(
-                False, time.perf_counter() - started, snippet(message, self._api_key)
+                False, time.perf_counter() - started, snippet(message, *self._secrets)
             )
         models = data.get("models") if isinstance(data, dict) else None
         names = tuple(
@@ -231,7 +264,7 @@ class LiteLLMProvider:
         return out
 
     def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
-        headers = {**extra, **self._config.headers}
+        headers = {**extra, **self._auth_headers, **self._config.headers}
         propagate.inject(headers)
         return headers
 
@@ -284,13 +317,18 @@ class LiteLLMProvider:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _error(self, exc: BaseException, timeout_s: float) -> UpstreamError:
+    def _error(
+        self, exc: BaseException, timeout_s: float, kwargs: Mapping[str, Any]
+    ) -> UpstreamError:
         if isinstance(exc, TimeoutError):
             return UpstreamError(
                 UpstreamFailure.TIMEOUT,
                 f"provider {self.name!r} did not answer within {timeout_s:.1f}s",
             )
-        return map_litellm_error(self.name, exc, self._litellm, self._api_key)
+        sent = {k: kwargs.get(k) for k in _CALLER_TEXT_KEYS}
+        return map_litellm_error(
+            self.name, exc, self._litellm, *self._secrets, echoes=echo_sources(sent)
+        )
 
 
 def _dump(response: Any) -> Any:

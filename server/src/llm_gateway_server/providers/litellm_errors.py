@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -74,7 +74,11 @@ _NOISE = re.compile(r"Handle with `[^`]*`\.?|File an issue if litellm error - \S
 
 
 def map_litellm_error(
-    provider: str, exc: BaseException, litellm: ModuleType, api_key: str
+    provider: str,
+    exc: BaseException,
+    litellm: ModuleType,
+    *secrets: str,
+    echoes: Sequence[str] = (),
 ) -> UpstreamError:
     """The UpstreamError for an exception raised by ``litellm.acompletion``/``aembedding``.
 
@@ -82,7 +86,9 @@ def map_litellm_error(
         provider: Provider name, for the message.
         exc: What LiteLLM raised.
         litellm: The imported module (its ``exceptions`` are looked up here, lazily).
-        api_key: Masked in the message.
+        *secrets: Masked in the message (every form of the provider's credentials).
+        echoes: The request's texts (``echo_sources``), masked where the upstream's error,
+            which LiteLLM quotes, repeats them.
     """
     # Stream errors come wrapped in MidStreamFallbackError, even before the first chunk.
     original = getattr(exc, "original_exception", None)
@@ -98,7 +104,7 @@ def map_litellm_error(
     return UpstreamError(
         failure,
         f"provider {provider!r} failed ({failure.value}): "
-        f"{snippet(text or type(exc).__name__, api_key)}",
+        f"{snippet(text or type(exc).__name__, *secrets, echoes=echoes)}",
         status=status,
         retry_after_s=retry_after,
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from opentelemetry import propagate
 from llm_gateway_server.config.providers import ProviderConfig, ProviderKind
 from llm_gateway_server.core.assembly import AnswerBuilder, coalesce
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
+from llm_gateway_server.core.redaction import secret_forms, url_secrets
 from llm_gateway_server.core.types import (
     ChatAnswer,
     ChatDelta,
@@ -41,24 +43,40 @@ from llm_gateway_server.providers.reasoning import (
     tags_enabled,
     thinking_off,
 )
-from llm_gateway_server.providers.sse import DONE, SSEEvent, SSEParser
+from llm_gateway_server.providers.sse import DONE, EventTooLarge, SSEEvent, SSEParser
 from llm_gateway_server.providers.upstream_errors import (
+    echo_sources,
     error_text,
     failure_for_status,
     snippet,
     status_error,
 )
+from llm_gateway_server.providers.upstream_http import (
+    DRAIN_S,
+    PoolWaitTimeout,
+    PoolWatch,
+    authorization,
+    client_timeout,
+    drain,
+    pool_limit,
+    pool_trace,
+    read_capped,
+    read_some,
+    running_loop,
+    split_credentials,
+    too_large,
+)
 
 #: Default base URL of kind ``openai``.
 OPENAI_API_BASE = "https://api.openai.com/v1"
-#: Connections per provider when ``max_in_flight`` is unlimited.
-_DEFAULT_POOL = 128
-#: Spare connections beyond ``max_in_flight`` (probes, streams still draining).
-_SPARE_CONNECTIONS = 4
 #: Upper bound on the error body read for classification.
 _ERROR_BODY_BYTES = 64 * 1024
-#: How long to wait for the end of a body after ``[DONE]`` so the connection stays reusable.
-_DRAIN_S = 0.25
+#: Room per embedding input beyond ``max_response_bytes`` (a 3072-dimension vector is about
+#: 70 KB of JSON).
+_EMBED_BYTES_PER_INPUT = 128 * 1024
+#: How long to wait, once the finish reason came, for the usage (when asked) and ``[DONE]``:
+#: some servers send both and hold the connection open, others never send them.
+_FINISH_GRACE_S = 0.5
 
 
 class OpenAICompatibleProvider:
@@ -80,7 +98,8 @@ class OpenAICompatibleProvider:
         base = config.api_base or (OPENAI_API_BASE if config.kind is ProviderKind.OPENAI else "")
         if not base:
             raise ValueError(f"provider {name!r}: api_base is required for kind {config.kind}")
-        base = base.rstrip("/")
+        endpoint = split_credentials(base)
+        base = endpoint.base
         self._chat_url = f"{base}/chat/completions"
         self._embed_url = f"{base}/embeddings"
         self._models_url = f"{base}/models"
@@ -88,12 +107,17 @@ class OpenAICompatibleProvider:
             "max_completion_tokens" if config.kind is ProviderKind.OPENAI else "max_tokens"
         )
         headers = {"Content-Type": "application/json"}
+        auth = authorization(config.headers, api_key, endpoint.basic_auth)
+        if auth:
+            headers["Authorization"] = auth
         headers.update(config.headers)
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         self._headers = headers
-        pool = config.max_in_flight + _SPARE_CONNECTIONS if config.max_in_flight else _DEFAULT_POOL
-        self._pool_size = pool
+        #: Every form of every credential this provider holds, masked in its messages.
+        self._secrets = (
+            *secret_forms(self._api_key, *config.headers.values()),
+            *url_secrets(config.api_base),
+        )
+        self._pool_size = pool_limit(config)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -105,8 +129,9 @@ class OpenAICompatibleProvider:
             return await self._chat_by_stream(request, timeout_s=timeout_s)
         body = self._chat_body(request, stream=False)
         async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
-            raw = await resp.read()
-        return split_answer(parse_chat_answer(_loads(raw)), enabled=tags_enabled(self._config))
+            raw = await self._read(resp, body)
+        answer = parse_chat_answer(self._loads(raw, body))
+        return split_answer(answer, enabled=tags_enabled(self._config))
 
     async def _chat_by_stream(
         self, request: ProviderChatRequest, *, timeout_s: float
@@ -125,67 +150,102 @@ class OpenAICompatibleProvider:
     async def stream(
         self, request: ProviderChatRequest, *, timeout_s: float
     ) -> AsyncGenerator[ChatDelta]:
-        """POST /chat/completions with ``stream: true`` and yield deltas as chunks arrive."""
+        """POST /chat/completions with ``stream: true`` and yield deltas as chunks arrive.
+
+        The stream is complete at its finish reason (and usage, when asked for): past that,
+        ``[DONE]`` is waited for a short grace only, then the connection is closed, so a
+        server that holds it open never turns a whole answer into a cut one.
+        """
         body = self._chat_body(request, stream=True)
+        options = body.get("stream_options")
+        wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         assembler = StreamAssembler()
         think = StreamSplitter(enabled=tags_enabled(self._config))
-        parser = SSEParser()
+        parser = SSEParser(self._config.max_event_bytes)
+        limit = self._config.max_response_bytes
         headers = {**request.headers, "Accept": "text/event-stream"}
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
-            done = False
-            async for chunk in resp.content.iter_any():
-                batch, done, error = self._batch(assembler, parser.feed(chunk))
-                for delta in coalesce(think.feed(batch)):
-                    yield delta
-                if error is not None:
-                    raise error
-                if done:
+            done = held_open = False
+            received = 0
+            loop = asyncio.get_running_loop()
+            # Once the finish reason came: until when to wait for usage and [DONE], in all
+            # (keep-alive comments after the finish must not extend it).
+            grace_until: float | None = None
+            while not done:
+                if grace_until is None and assembler.finished:
+                    grace = _FINISH_GRACE_S if wants_usage and not assembler.has_usage else DRAIN_S
+                    grace_until = loop.time() + grace
+                remaining = None if grace_until is None else max(grace_until - loop.time(), 0.0)
+                chunk = await read_some(resp, remaining)
+                if chunk is None:  # finished, and nothing more within the grace
+                    held_open = True
                     break
-            else:
-                batch, done, error = self._batch(assembler, parser.flush())
+                if not chunk:  # end of body
+                    batch, done, error = self._batch(assembler, body, parser.flush)
+                else:
+                    received += len(chunk)
+                    if received > limit:
+                        raise too_large(self.name, "a stream", limit, "max_response_bytes")
+                    feed = functools.partial(parser.feed, chunk)
+                    batch, done, error = self._batch(assembler, body, feed)
                 for delta in coalesce(think.feed(batch)):
                     yield delta
                 if error is not None:
                     raise error
+                if not chunk:
+                    break
             for delta in think.end(assembler.end(done=done)):
                 yield delta
-            if done and not resp.content.at_eof():
-                await _drain(resp)
+            if held_open:
+                resp.close()  # the body never ended: this connection cannot be reused
+            elif done and not resp.content.at_eof():
+                await drain(resp)
 
     def _batch(
-        self, assembler: StreamAssembler, events: list[SSEEvent]
+        self,
+        assembler: StreamAssembler,
+        body: dict[str, Any],
+        parse: Callable[[], list[SSEEvent]],
     ) -> tuple[list[ChatDelta], bool, UpstreamError | None]:
         """The deltas of the events of one read, whether the stream's end was among them, and
-        the error of a bad event (raised after the deltas before it were sent)."""
+        the error of a bad or oversized event (raised after the deltas before it were sent)."""
+        overflow: UpstreamError | None = None
+        try:
+            events = parse()
+        except EventTooLarge as exc:
+            events = exc.events
+            overflow = too_large(self.name, f"an SSE {exc.what}", exc.limit, "max_event_bytes")
         batch: list[ChatDelta] = []
         try:
-            for delta in self._deltas(assembler, events):
+            for delta in self._deltas(assembler, events, body):
                 if delta is None:
                     return batch, True, None
                 batch.append(delta)
         except UpstreamError as exc:
             return batch, False, exc
-        return batch, False, None
+        return batch, False, overflow
 
     async def embed(self, request: ProviderEmbedRequest, *, timeout_s: float) -> EmbedAnswer:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
         body.update(options_for(self._config.kind, request.provider_options, embedding=True))
         async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
-            raw = await resp.read()
-        return parse_embed_answer(_loads(raw), len(request.inputs))
+            # A batch of large vectors may exceed the cap for answers: each input adds room.
+            extra = len(request.inputs) * _EMBED_BYTES_PER_INPUT
+            raw = await self._read(resp, body, extra=extra)
+        return parse_embed_answer(self._loads(raw, body), len(request.inputs))
 
     async def probe(self, *, timeout_s: float) -> ProbeResult:
         """GET /models; never raises."""
         started = time.perf_counter()
         try:
             async with self._request("GET", self._models_url, None, {}, timeout_s) as resp:
-                raw = await resp.read()
-            data: Any = _loads(raw)
+                raw = await self._read(resp, None)
+            data: Any = self._loads(raw, None)
         except UpstreamError as exc:
             return ProbeResult(False, time.perf_counter() - started, error=exc.message)
         except Exception as exc:  # a probe reports, never raises
-            message = snippet(f"{type(exc).__name__}: {exc}", self._api_key)
+            message = snippet(f"{type(exc).__name__}: {exc}", *self._secrets)
             return ProbeResult(False, time.perf_counter() - started, error=message)
         models = data.get("data") if isinstance(data, dict) else None
         names = tuple(
@@ -200,7 +260,7 @@ class OpenAICompatibleProvider:
     async def aclose(self) -> None:
         """Close the connection pool (only from the loop that created it)."""
         session, self._session = self._session, None
-        if session is not None and not session.closed and self._loop is _running_loop():
+        if session is not None and not session.closed and self._loop is running_loop():
             await session.close()
 
     # ------------------------------------------------------------ internals
@@ -220,7 +280,10 @@ class OpenAICompatibleProvider:
                 limit=self._pool_size, keepalive_timeout=30.0, ttl_dns_cache=300
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                # Only a bounded pool queues; an unlimited one needs no watching.
+                trace_configs=[pool_trace()] if self._pool_size else None,
             )
             self._loop = loop
         return self._session
@@ -241,22 +304,27 @@ class OpenAICompatibleProvider:
         """
         headers = {**extra_headers, **self._headers}
         propagate.inject(headers)
-        timeout = aiohttp.ClientTimeout(
-            total=timeout_s,
-            connect=min(self._config.connect_timeout_s, timeout_s),
-            # aiohttp rounds timeouts above this up to whole seconds: keep the deadline exact.
-            ceil_threshold=timeout_s + 1.0,
-        )
         data = orjson.dumps(body) if body is not None else None
+        watch = PoolWatch() if self._pool_size else None
         in_body = False
         try:
             async with self._get_session().request(
-                method, url, data=data, headers=headers, timeout=timeout
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=client_timeout(self._config, timeout_s),
+                trace_request_ctx=watch,
             ) as resp:
                 if resp.status >= 300:
                     error_body = await resp.content.read(_ERROR_BODY_BYTES)
                     raise status_error(
-                        self.name, resp.status, error_body, resp.headers, self._api_key
+                        self.name,
+                        resp.status,
+                        error_body,
+                        resp.headers,
+                        *self._secrets,
+                        echoes=echo_sources(body),
                     )
                 in_body = True
                 try:
@@ -266,11 +334,15 @@ class OpenAICompatibleProvider:
                     raise
         except UpstreamError:
             raise
-        except TimeoutError:
+        except aiohttp.ConnectionTimeoutError:  # before TimeoutError, which it also is
+            connect_s = min(self._config.connect_timeout_s, timeout_s)
             raise UpstreamError(
-                UpstreamFailure.TIMEOUT,
-                f"provider {self.name!r} did not answer within {timeout_s:.1f}s",
+                UpstreamFailure.CONNECT,
+                f"provider {self.name!r}: cannot connect within {connect_s:.1f}s"
+                " (connect_timeout_s)",
             ) from None
+        except TimeoutError:
+            raise self._timeout(watch, timeout_s) from None
         except aiohttp.ClientPayloadError as exc:
             raise self._error(UpstreamFailure.BAD_RESPONSE, "the answer was cut off", exc) from None
         except aiohttp.ClientConnectionError as exc:
@@ -281,25 +353,52 @@ class OpenAICompatibleProvider:
             raise self._error(UpstreamFailure.CONNECT, "cannot connect", exc) from None
         except aiohttp.ClientError as exc:
             raise self._error(UpstreamFailure.BAD_RESPONSE, "the request failed", exc) from None
+        except ValueError as exc:
+            if in_body:
+                raise
+            # aiohttp refuses some requests per call (a header value it will not send): a
+            # classified failure, never a traceback per call.
+            what = "the request was refused"
+            raise self._error(UpstreamFailure.BAD_RESPONSE, what, exc) from None
+
+    def _timeout(self, watch: PoolWatch | None, timeout_s: float) -> UpstreamError:
+        waited = watch.waited_s() if watch is not None else None
+        if waited is not None:
+            return PoolWaitTimeout(self.name, waited, self._pool_size)
+        return UpstreamError(
+            UpstreamFailure.TIMEOUT,
+            f"provider {self.name!r} did not answer within {timeout_s:.1f}s",
+        )
+
+    async def _read(
+        self, resp: aiohttp.ClientResponse, body: dict[str, Any] | None, *, extra: int = 0
+    ) -> bytes:
+        return await read_capped(
+            resp,
+            provider=self.name,
+            limit=self._config.max_response_bytes + extra,
+            secrets=self._secrets,
+            echoes=echo_sources(body),
+        )
 
     def _deltas(
-        self, assembler: StreamAssembler, events: list[SSEEvent]
+        self, assembler: StreamAssembler, events: list[SSEEvent], body: dict[str, Any]
     ) -> Iterator[ChatDelta | None]:
         """Deltas of a batch of events, one by one; None marks ``[DONE]``."""
         for event in events:
             if event.data == DONE:
                 yield None
                 return
-            yield from assembler.feed(self._chunk(event.data))
+            yield from assembler.feed(self._chunk(event.data, body))
 
-    def _chunk(self, data: str) -> Any:
+    def _chunk(self, data: str, body: dict[str, Any]) -> Any:
         """One SSE payload as JSON; an ``error`` object mid-stream becomes an UpstreamError."""
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise UpstreamError(
                 UpstreamFailure.BAD_RESPONSE,
-                f"malformed upstream stream chunk: not JSON ({snippet(data[:200], self._api_key)})",
+                f"malformed upstream stream chunk: not JSON ({self._clean(data[:2000], body)})",
             ) from None
         if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
             text = error_text(data.encode())
@@ -307,41 +406,28 @@ class OpenAICompatibleProvider:
             failure = failure_for_status(code, text) if code else UpstreamFailure.SERVER_ERROR
             raise UpstreamError(
                 failure,
-                f"provider {self.name!r} failed mid-stream: {snippet(text, self._api_key)}",
+                f"provider {self.name!r} failed mid-stream: {self._clean(text, body)}",
             )
         return chunk
 
+    def _loads(self, raw: bytes, body: dict[str, Any] | None) -> Any:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = raw[:2000].decode(errors="replace")
+            raise UpstreamError(
+                UpstreamFailure.BAD_RESPONSE,
+                f"malformed upstream answer: not JSON ({self._clean(text, body)})",
+            ) from None
+
+    def _clean(self, text: str, body: dict[str, Any] | None) -> str:
+        return snippet(text, *self._secrets, echoes=echo_sources(body))
+
     def _error(self, failure: UpstreamFailure, what: str, exc: BaseException) -> UpstreamError:
-        detail = snippet(str(exc) or type(exc).__name__, self._api_key)
+        detail = snippet(str(exc) or type(exc).__name__, *self._secrets)
         return UpstreamError(failure, f"provider {self.name!r}: {what} ({detail})")
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            UpstreamFailure.BAD_RESPONSE,
-            f"malformed upstream answer: not JSON ({snippet(raw[:200].decode(errors='replace'))})",
-        ) from None
 
 
 def _get_code(error: object) -> int:
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, int) and 400 <= code < 600 else 0
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read what follows ``[DONE]`` (the chunked terminator) so keep-alive can reuse the
-    connection; a server that keeps the body open just loses that connection."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(_DRAIN_S):
-            while await resp.content.readany():
-                pass
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

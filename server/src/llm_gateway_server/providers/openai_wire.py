@@ -285,6 +285,16 @@ class StreamAssembler:
         self._content = self._reasoning = self._calls = False
         self._sent_final = False
 
+    @property
+    def finished(self) -> bool:
+        """The upstream sent its finish reason: the answer is whole."""
+        return self._finish is not None
+
+    @property
+    def has_usage(self) -> bool:
+        """The upstream sent usage counts."""
+        return self._usage is not None
+
     def feed(self, chunk: object) -> list[ChatDelta]:
         """The deltas one chunk yields now (zero, one, or a payload and the final one)."""
         if not isinstance(chunk, Mapping):

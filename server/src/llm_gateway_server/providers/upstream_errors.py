@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
 
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
-from llm_gateway_server.core.redaction import redact
+from llm_gateway_server.core.redaction import mask_echoes, redact
 
 #: How much of an upstream error body ends up in a message.
 _SNIPPET_CHARS = 300
+#: How much of it is cleaned before the cut (more than is kept, so a secret or an echo
+#: straddling the cut is still recognised whole).
+_SCAN_CHARS = 4096
+#: Request body keys whose values are no text of the caller's (kept when echoed back).
+_NOT_CALLER_TEXT = frozenset({"model", "role", "type", "tool_choice", "finish_reason"})
 
 # Lower-case fragments seen in the error bodies of OpenAI, vLLM, llama.cpp, Ollama, LM Studio,
 # Anthropic and Gemini when the conversation does not fit the model.
@@ -122,12 +127,40 @@ def failure_for_status(status: int, text: str) -> UpstreamFailure:
     return UpstreamFailure.BAD_RESPONSE
 
 
-def snippet(text: str, *secrets: str) -> str:
-    """A short, credential-free excerpt of upstream text for an error message."""
+def snippet(text: str, *secrets: str, echoes: Sequence[str] = ()) -> str:
+    """A short excerpt of upstream text for an error message, without credentials or the
+    request's own text.
+
+    Args:
+        text: What the upstream (or an exception about it) said.
+        *secrets: Exact values to mask (every form of the provider's credentials).
+        echoes: The request's texts (``echo_sources``): an upstream that echoes the request
+            must not hand a prompt to logs, Health or another caller.
+    """
+    text = text[:_SCAN_CHARS]
+    text = redact(text, *secrets)
+    if echoes:
+        text = mask_echoes(text, echoes)
     text = " ".join(text.split())
     if len(text) > _SNIPPET_CHARS:
         text = text[:_SNIPPET_CHARS] + "..."
-    return redact(text, *secrets)
+    # Again after the cut: a pattern (a bearer token) may now end where the text ends.
+    return redact(text)
+
+
+def echo_sources(body: object) -> tuple[str, ...]:
+    """The caller's texts in a request body (messages, tools, schemas), for ``snippet``."""
+    out: list[str] = []
+    stack: list[object] = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            stack.extend(v for k, v in item.items() if k not in _NOT_CALLER_TEXT)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return tuple(out)
 
 
 def status_error(
@@ -136,6 +169,7 @@ def status_error(
     body: bytes,
     headers: Mapping[str, str],
     *secrets: str,
+    echoes: Sequence[str] = (),
 ) -> UpstreamError:
     """Build the UpstreamError for a non-2xx answer.
 
@@ -144,12 +178,13 @@ def status_error(
         status: The HTTP status.
         body: The (possibly truncated) error body.
         headers: Response headers (case-insensitive mapping), for Retry-After.
-        *secrets: Values to mask (the provider's API key).
+        *secrets: Values to mask (every form of the provider's credentials).
+        echoes: The request's texts, masked where the body repeats them.
     """
     text = error_text(body)
     failure = failure_for_status(status, text)
     retry_after = parse_retry_after(headers) if failure is UpstreamFailure.RATE_LIMITED else None
-    detail = snippet(text, *secrets) or "no error body"
+    detail = snippet(text, *secrets, echoes=echoes) or "no error body"
     return UpstreamError(
         failure,
         f"provider {provider!r} answered HTTP {status} ({failure.value}): {detail}",

@@ -139,9 +139,10 @@ def provider_options(req: m.ChatRequest | m.GenerateRequest | m.EmbedRequest) ->
     """``options`` the core's Sampling does not carry (``num_ctx``, ``top_k``, ...).
 
     They travel as the request's ``provider_options``, not strict: targets whose kind takes
-    them get them, the others go without, as Ollama ignores options a model lacks. ``think: false`` is
-    ``ReasoningEffort.NONE`` (see ``_sampling``); ``keep_alive`` is accepted and not passed
-    on, since the gateway, not the caller, decides how long upstream models stay loaded.
+    them get them, the others go without, as Ollama ignores options a model lacks.
+    ``think: false`` is ``ReasoningEffort.NONE`` (see ``_sampling``); ``keep_alive`` is
+    accepted and not passed on: the gateway, not each caller, decides how long upstream
+    models stay loaded.
     """
     options = req.options.model_dump(exclude_none=True) if req.options else {}
     return {k: v for k, v in options.items() if k not in _SAMPLING}
