@@ -54,10 +54,14 @@ RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin gateway
 
+# The shipped default config listens on loopback only (safe on a laptop); a container must
+# listen on all its interfaces to be reachable, so the image says so explicitly: gRPC with
+# --listen (CMD below), metrics with the variable the shipped config reads.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    OTEL_SERVICE_NAME=llm-gateway
+    OTEL_SERVICE_NAME=llm-gateway \
+    LLM_GATEWAY_METRICS_LISTEN=0.0.0.0:9464
 
 COPY --from=builder /opt/venv /opt/venv
 COPY deploy/docker/grpc_health_check.py /opt/llm-gateway/grpc_health_check.py
