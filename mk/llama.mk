@@ -49,7 +49,7 @@ export LLAMA_SERVER_BIN LLAMA_VOCAB_GGUF LLAMA_CACHE_DIR
 
 .PHONY: llama-server llama-paths llama-build-deps llama-clean
 
-llama-server: $(LLAMA_SERVER_BIN) ## Build (once) and cache llama.cpp's llama-server for the e2e tests.
+llama-server: $(LLAMA_SERVER_BIN) ## Build (once) and cache llama.cpp's llama-server (the bundled model's server, the e2e tests).
 	@echo "llama-server: $(LLAMA_SERVER_BIN)"
 	@echo "vocab:        $(LLAMA_VOCAB_GGUF)"
 

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import io
 import os
 import signal
 import socket
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m llm_gateway_server.launcher``."""
+    # Line by line even into a pipe or a CI log: the launcher's lines are progress reports.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     return asyncio.run(launch(build_parser().parse_args(argv)))
 
 

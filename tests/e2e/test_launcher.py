@@ -1,0 +1,107 @@
+"""The `make run` launcher's failure paths: one actionable line, exit 1, nothing left running."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_gateway_server.config.loader import parse_config
+from llm_gateway_server.launcher import bundled_model
+
+from .llama import LlamaPaths
+
+pytestmark = pytest.mark.e2e
+
+LAUNCHER = [sys.executable, "-m", "llm_gateway_server.launcher"]
+
+
+def _config(grpc_port: int, bundled_port: int) -> str:
+    return (
+        f"server: {{listen: '127.0.0.1:{grpc_port}', drain_delay_s: 0}}\n"
+        "providers:\n"
+        f"  bundled: {{kind: openai_compatible, api_base: 'http://127.0.0.1:{bundled_port}/v1',"
+        " locality: local}\n"
+        "routes:\n  chat: {targets: [{provider: bundled, model: smol}]}\n"
+        "telemetry: {metrics_listen: ''}\n"
+    )
+
+
+def _launch(
+    tmp_path: Path, llama_paths: LlamaPaths, model: Path, config: str
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "gw.yaml"
+    path.write_text(config)
+    return subprocess.run(
+        [
+            *LAUNCHER,
+            *("--config", str(path), "--llama-server", str(llama_paths.server_bin)),
+            *("--model", str(model), "--llama-log", str(tmp_path / "llama.log")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _listening() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_bundled_model_is_found_by_its_provider_on_loopback() -> None:
+    snapshot = parse_config(_config(1, 8081), env={})
+    found = bundled_model(snapshot)
+    assert found is not None
+    assert (found.host, found.port, found.alias) == ("127.0.0.1", 8081, "smol")
+    remote = _config(1, 8081).replace("127.0.0.1:8081", "gpu-box:8081")
+    assert bundled_model(parse_config(remote, env={})) is None
+
+
+def test_the_bundled_models_port_in_use_is_one_line(
+    tmp_path: Path, llama_paths: LlamaPaths, bundled_model_path: Path
+) -> None:
+    with _listening() as taken:
+        port = taken.getsockname()[1]
+        done = _launch(tmp_path, llama_paths, bundled_model_path, _config(_free_port(), port))
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port} (providers.bundled.api_base) is in use" in line
+    assert "llama-server pid" not in done.stdout  # nothing was started
+
+
+def test_the_gateways_port_in_use_stops_the_bundled_model_too(
+    tmp_path: Path, llama_paths: LlamaPaths, bundled_model_path: Path
+) -> None:
+    bundled_port = _free_port()
+    with _listening() as taken:
+        port = taken.getsockname()[1]
+        done = _launch(tmp_path, llama_paths, bundled_model_path, _config(port, bundled_port))
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} (server.listen)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "llama-server pid" in done.stdout
+    with socket.socket() as sock:  # the bundled model was stopped: its port is free again
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", bundled_port))
+
+
+def test_a_bad_config_is_reported_before_anything_starts(
+    tmp_path: Path, llama_paths: LlamaPaths, bundled_model_path: Path
+) -> None:
+    done = _launch(tmp_path, llama_paths, bundled_model_path, "routes: {}\n")
+    assert done.returncode == 1
+    assert "routes: none defined" in done.stderr
+    assert "llama-server pid" not in done.stdout
