@@ -122,7 +122,7 @@ def _llama_argv(binary: Path, model: Path, bundled: BundledModel) -> list[str]:
 
 
 async def _start_llama(
-    binary: Path, model: Path, bundled: BundledModel, log_path: Path
+    binary: Path, model: Path, bundled: BundledModel, log_path: Path, stop: asyncio.Event
 ) -> asyncio.subprocess.Process:
     argv = _llama_argv(binary, model, bundled)
     with log_path.open("wb") as log:
@@ -130,7 +130,7 @@ async def _start_llama(
     print(f"bundled model: llama-server pid {proc.pid} on {bundled.api_base} (log {log_path})")
     deadline = time.monotonic() + _LLAMA_START_TIMEOUT_S
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             if proc.returncode is not None:
                 raise LaunchError(f"llama-server exited with {proc.returncode}:\n{_tail(log_path)}")
             with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
@@ -138,20 +138,29 @@ async def _start_llama(
                     if resp.status == 200:
                         return proc
             await asyncio.sleep(0.2)
+    if stop.is_set():
+        return proc  # Ctrl-C while it loads: the caller stops it
     await _stop(proc, 5.0)
     raise LaunchError(
         f"llama-server not ready after {_LLAMA_START_TIMEOUT_S:.0f} s: see {log_path}"
     )
 
 
-async def _stop(proc: asyncio.subprocess.Process | None, grace_s: float) -> None:
+async def _stop(
+    proc: asyncio.subprocess.Process | None, grace_s: float, force: asyncio.Event | None = None
+) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s`` or as soon as ``force`` is set (a second Ctrl-C)."""
     if proc is None or proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), grace_s)
-    except TimeoutError:
+    waits = {asyncio.create_task(proc.wait())}
+    if force is not None:
+        waits.add(asyncio.create_task(force.wait()))
+    _, pending = await asyncio.wait(waits, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
@@ -204,16 +213,26 @@ async def launch(args: argparse.Namespace) -> int:
             print(f"{err.source}: {line}", file=sys.stderr)
         return 1
     bundled = bundled_model(snapshot) if args.bundled_model == "on" else None
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        # The first Ctrl-C drains the calls in flight; a second one does not wait for them.
+        if stop.is_set():
+            force.set()
+            print("make run: stopping now", flush=True)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     llama: asyncio.subprocess.Process | None = None
     gateway: asyncio.subprocess.Process | None = None
     forward: asyncio.Task[None] | None = None
     try:
         if bundled is not None:
-            llama = await _start_llama(args.llama_server, args.model, bundled, args.llama_log)
+            llama = await _start_llama(args.llama_server, args.model, bundled, args.llama_log, stop)
+        if stop.is_set():
+            return 0
         gateway = await _spawn(
             [sys.executable, "-m", "llm_gateway_server", "serve", "--config", path],
             stdout=asyncio.subprocess.PIPE,
@@ -234,8 +253,8 @@ async def launch(args: argparse.Namespace) -> int:
     finally:
         # Gateway first: it drains its calls while the bundled model can still answer them.
         cfg = snapshot.config.server
-        await _stop(gateway, cfg.drain_delay_s + cfg.shutdown_grace_s + 5.0)
-        await _stop(llama, 10.0)
+        await _stop(gateway, cfg.drain_delay_s + cfg.shutdown_grace_s + 5.0, force)
+        await _stop(llama, 10.0, force)
     if forward is not None:
         await forward
     if stop.is_set() or gateway is None:
