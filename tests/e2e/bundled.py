@@ -6,16 +6,15 @@ import os
 import subprocess
 from pathlib import Path
 
+from llm_gateway_server.launcher import LLAMA_ARGS
+
 from .llama import REPO_ROOT, LlamaUnavailableError, _make_env
 
 #: The model name the shipped config routes to (and the launcher's --alias).
 BUNDLED_ALIAS = "smollm2-135m-instruct"
 #: As the launcher serves it (chat and embeddings from one process), but one compute thread
 #: and /slots on: the test machine has 2 cores and runs the gateway too.
-BUNDLED_ARGS = (
-    *("--embeddings", "--pooling", "mean", "-np", "2", "-c", "8192"),
-    *("--threads", "1", "--slots", "--no-warmup"),
-)
+BUNDLED_ARGS = (*LLAMA_ARGS, "--threads", "1", "--slots", "--no-warmup")
 #: SmolLM2-135M's hidden size: the length of its mean-pooled embeddings.
 BUNDLED_EMBEDDING_DIM = 576
 

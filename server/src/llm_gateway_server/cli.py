@@ -33,7 +33,12 @@ def _serve(args: argparse.Namespace) -> int:
         snapshot = load_config(path)
     except ConfigError as err:
         return _print_errors(err)
-    taken = unbindable(snapshot, listen=args.listen, workers=args.workers)
+    taken = unbindable(
+        snapshot,
+        listen=args.listen,
+        workers=args.workers,
+        http_listen=getattr(args, "http_listen", None),
+    )
     for line in taken:
         print(f"llm-gateway: {line}", file=sys.stderr)
     if taken:

@@ -37,7 +37,7 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: can take much longer.
 _LLAMA_START_TIMEOUT_S = 120.0
 #: Two slots of 4096 tokens: enough for trying the gateway and the tests, little memory.
-_LLAMA_ARGS = ("--embeddings", "--pooling", "mean", "-np", "2", "-c", "8192", "--no-webui")
+LLAMA_ARGS = ("--embeddings", "--pooling", "mean", "-np", "2", "-c", "8192", "--no-webui")
 _SERVING = "llm-gateway: serving on "
 _PR_SET_PDEATHSIG = 1
 
@@ -118,7 +118,7 @@ def _llama_argv(binary: Path, model: Path, bundled: BundledModel) -> list[str]:
         raise LaunchError(f"bundled model not found at {model}: run `make bundled-model`")
     _check_free(bundled.host, bundled.port, f"providers.{BUNDLED_PROVIDER}.api_base")
     argv = [str(binary), "--model", str(model), "--alias", bundled.alias]
-    return [*argv, "--host", bundled.host, "--port", str(bundled.port), *_LLAMA_ARGS]
+    return [*argv, "--host", bundled.host, "--port", str(bundled.port), *LLAMA_ARGS]
 
 
 async def _start_llama(

@@ -34,12 +34,23 @@ def _split(address: str) -> tuple[str, int] | None:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def listeners(snapshot: ConfigSnapshot, *, listen: str | None, workers: int) -> list[Listener]:
+def listeners(
+    snapshot: ConfigSnapshot,
+    *,
+    listen: str | None,
+    workers: int,
+    http_listen: str | None = None,
+) -> list[Listener]:
     """The fixed-port addresses ``serve`` binds (port 0 picks a free one, so it is left out)."""
     found: list[Listener] = []
     grpc = _split(listen or snapshot.config.server.listen)
     if grpc is not None:
         found.append(Listener(*grpc, "--listen" if listen else "server.listen"))
+    # The HTTP facade's address, once the config has one (`http.listen`, `--http-listen`).
+    configured = getattr(getattr(snapshot.config, "http", None), "listen", None)
+    http = _split(http_listen or configured or "")
+    if http is not None:
+        found.append(Listener(*http, "--http-listen" if http_listen else "http.listen"))
     for worker in range(workers):
         metrics = metrics_address(snapshot.config.telemetry, worker_index=worker)
         if metrics is not None:
@@ -66,10 +77,12 @@ def address_in_use(listener: Listener) -> str | None:
     return None
 
 
-def unbindable(snapshot: ConfigSnapshot, *, listen: str | None, workers: int) -> list[str]:
+def unbindable(
+    snapshot: ConfigSnapshot, *, listen: str | None, workers: int, http_listen: str | None = None
+) -> list[str]:
     """One line per address that ``serve`` could not bind, naming the address and its key."""
     lines = []
-    for listener in listeners(snapshot, listen=listen, workers=workers):
+    for listener in listeners(snapshot, listen=listen, workers=workers, http_listen=http_listen):
         reason = address_in_use(listener)
         if reason is not None:
             lines.append(
