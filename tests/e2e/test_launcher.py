@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,40 @@ def test_a_bad_config_is_reported_before_anything_starts(
     assert done.returncode == 1
     assert "routes: none defined" in done.stderr
     assert "llama-server pid" not in done.stdout
+
+
+def test_a_bundled_model_that_dies_stops_the_gateway_with_its_log(
+    tmp_path: Path, llama_paths: LlamaPaths, bundled_model_path: Path
+) -> None:
+    grpc_port = _free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(_config(grpc_port, _free_port()))
+    out_path = tmp_path / "launcher.out"
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                *LAUNCHER,
+                *("--config", str(path), "--llama-server", str(llama_paths.server_bin)),
+                *("--model", str(bundled_model_path), "--llama-log", str(tmp_path / "llama.log")),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "llm-gateway is up" not in out_path.read_text():
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, out_path.read_text()
+            time.sleep(0.2)
+        match = re.search(r"llama-server pid (\d+)", out_path.read_text())
+        assert match
+        os.kill(int(match.group(1)), signal.SIGKILL)
+        assert proc.wait(60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert "bundled model: llama-server exited with -9" in out_path.read_text()
+    with socket.socket() as sock:  # the gateway was stopped too
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", grpc_port))
