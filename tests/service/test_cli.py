@@ -203,6 +203,23 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr
 
 
+def test_a_duplicate_key_or_an_unclosed_quote_points_at_the_fault(tmp_path: Path) -> None:
+    base = (
+        "providers:\n  p: {kind: openai_compatible, api_base: 'http://x/v1', locality: local}\n"
+        "routes:\n  chat: {targets: [{provider: p, model: m}]}\n"
+    )
+    done = _check(tmp_path, base + "providers: {}\n")  # a second section would replace the first
+    assert done.returncode == 1
+    assert (
+        "line 5, column 1: not valid YAML: duplicate key 'providers' (first given at line 1)"
+        in (done.stderr)
+    )
+    done = _check(tmp_path, base.replace("'http://x/v1'", "'http://x/v1"))
+    assert done.returncode == 1
+    # The scanner notices at the end of the file; the quote it was reading is named too.
+    assert "while scanning a quoted scalar, from line 2, column" in done.stderr
+
+
 def test_an_empty_config_or_one_without_routes_is_an_error(tmp_path: Path) -> None:
     for text in ("", "# nothing yet\n", "providers: {}\n", "routes: {}\n"):
         done = _check(tmp_path, text)

@@ -11,6 +11,28 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (YAML keeps the last, silently).
+
+    Two ``providers:`` sections, or a provider pasted twice, would otherwise drop half the
+    config without a word.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first given at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def yaml_error_line(exc: yaml.YAMLError) -> str:
     """One line naming the line and column of the fault (1-based), then what is wrong there."""
     if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
@@ -21,7 +43,7 @@ def yaml_error_line(exc: yaml.YAMLError) -> str:
     # began, which is not the fault but helps find it (a mis-indented key, an unclosed quote).
     if exc.context and exc.context_mark is not None and exc.context_mark.line != mark.line:
         where = f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
-        line += f" ({exc.context} at {where})"
+        line += f" ({exc.context}, from {where})"
     return line
 
 

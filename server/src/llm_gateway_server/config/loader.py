@@ -16,7 +16,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from llm_gateway_server.config.diagnostics import validation_error_lines, yaml_error_line
+from llm_gateway_server.config.diagnostics import (
+    UniqueKeyLoader,
+    validation_error_lines,
+    yaml_error_line,
+)
 from llm_gateway_server.config.model import GatewayConfig
 from llm_gateway_server.config.providers import KEY_REQUIRED_KINDS, ProviderConfig
 from llm_gateway_server.core.types import Locality
@@ -112,7 +116,8 @@ def parse_config(
     """
     env = os.environ if env is None else env
     try:
-        raw = yaml.safe_load(text)
+        # A SafeLoader (no arbitrary objects) that also refuses duplicate keys.
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         raise ConfigError(source, [yaml_error_line(exc)]) from None
     if raw is None:
