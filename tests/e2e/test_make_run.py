@@ -223,6 +223,38 @@ def test_the_readmes_commands_run_as_written(make_run: MakeRun) -> None:
             assert f"bundled/{BUNDLED_ALIAS} via chat" in done.stderr
 
 
+@pytest.mark.timeout(300)
+def test_the_readmes_client_example_runs_as_written(make_run: MakeRun) -> None:
+    (example,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+        if "GatewayClient(" in block
+    ]
+    code = example.replace('"localhost:50051"', repr(make_run.address))
+    code += "\nassert len(vectors) == 2 and all(len(v) > 0 for v in vectors)\n"
+    done = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert re.search(r"[A-Za-z]{2,}", done.stdout), done.stdout
+
+
+def test_every_readme_command_uses_the_venvs_tools() -> None:
+    # A bare `grpcurl` or `llm-gateway` is "command not found" after `make run`.
+    bare = [
+        line
+        for block in re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.DOTALL)
+        for line in block.splitlines()
+        if line.startswith(("grpcurl ", "llm-gateway "))
+    ]
+    assert not bare
+
+
 def test_the_readmes_links_point_at_files_that_exist() -> None:
     text = README.read_text()
     links = re.findall(r"\]\(([^)#]+)\)", text)

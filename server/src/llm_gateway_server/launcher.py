@@ -36,8 +36,13 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: llama-server loads the 98 MB model in about a second; a cold disk cache or a busy machine
 #: can take much longer.
 _LLAMA_START_TIMEOUT_S = 120.0
-#: Two slots of 4096 tokens: enough for trying the gateway and the tests, little memory.
-LLAMA_ARGS = ("--embeddings", "--pooling", "mean", "-np", "2", "-c", "8192", "--no-webui")
+#: Two slots of 4096 tokens: enough for trying the gateway and the tests, little memory. At
+#: most 512 tokens per answer (llama-server's cap, which requests cannot raise): a model this
+#: small only rambles past that, and it would hold a laptop's CPU meanwhile.
+LLAMA_ARGS = (
+    *("--embeddings", "--pooling", "mean", "-np", "2", "-c", "8192", "-n", "512"),
+    "--no-webui",
+)
 _SERVING = "llm-gateway: serving on "
 _PR_SET_PDEATHSIG = 1
 
