@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .bundled import BUNDLED_ALIAS, BUNDLED_ARGS, ensure_bundled_model
+from .bundled import bundled_model_path as bundled_model_path_now
 from .llama import (
     CHAT_ARGS,
     EMBED_ARGS,
@@ -32,8 +33,19 @@ def _llama_build() -> LlamaPaths | LlamaUnavailableError:
         return exc
 
 
+@functools.cache
+def _bundled_model() -> Path | LlamaUnavailableError:
+    try:
+        return ensure_bundled_model()
+    except LlamaUnavailableError as exc:
+        return exc
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Builds llama-server before any e2e test runs: the build outlasts the per-test timeout."""
+    """Builds llama-server (and downloads the bundled model) before any e2e test runs.
+
+    Both can outlast the per-test timeout the first time on a machine.
+    """
     if not any(item.get_closest_marker("e2e") for item in session.items):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -41,6 +53,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reporter.write_line("e2e: building llama-server with `make llama-server` (takes minutes)")
     # Failures surface in the fixtures, where pytest attributes them to tests.
     _llama_build()
+    wanted = any("bundled_model_path" in getattr(i, "fixturenames", ()) for i in session.items)
+    if wanted and not skip_requested():
+        _bundled_model()
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +78,14 @@ def tiny_model_path(llama_paths: LlamaPaths) -> Path:
 @pytest.fixture(scope="session")
 def bundled_model_path(llama_paths: LlamaPaths) -> Path:
     """The bundled SmolLM2-135M-Instruct GGUF (downloaded once, hash-checked, by make)."""
-    try:
-        return ensure_bundled_model()
-    except LlamaUnavailableError as exc:
+    if skip_requested() and not bundled_model_path_now().is_file():
+        pytest.skip("the bundled model is not downloaded; run `make bundled-model`")
+    result = _bundled_model()
+    if isinstance(result, LlamaUnavailableError):
         if skip_requested():
-            pytest.skip(str(exc))
-        pytest.fail(str(exc), pytrace=False)
+            pytest.skip(str(result))
+        pytest.fail(str(result), pytrace=False)
+    return result
 
 
 def _serve(
