@@ -208,16 +208,8 @@ async def _forward_output(
             print(_banner(snapshot, address, bundled), flush=True)
 
 
-async def launch(args: argparse.Namespace) -> int:
-    """Run the bundled model (if configured) and the gateway until a signal; the exit code."""
-    path = args.config or os.environ.get(CONFIG_ENV_VAR) or str(SHIPPED_CONFIG_PATH)
-    try:
-        snapshot = load_config(path)
-    except ConfigError as err:
-        for line in err.errors:
-            print(f"{err.source}: {line}", file=sys.stderr)
-        return 1
-    bundled = bundled_model(snapshot) if args.bundled_model == "on" else None
+def _on_signals() -> tuple[asyncio.Event, asyncio.Event]:
+    """Events set by SIGINT/SIGTERM: the first signal sets ``stop``, a second one ``force``."""
     stop, force = asyncio.Event(), asyncio.Event()
 
     def on_signal() -> None:
@@ -230,6 +222,29 @@ async def launch(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    return stop, force
+
+
+async def _until_one_ends(stop: asyncio.Event, *procs: asyncio.subprocess.Process | None) -> None:
+    """Wait for a stop signal or for any of ``procs`` to exit."""
+    watched: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
+    watched += [asyncio.create_task(proc.wait()) for proc in procs if proc is not None]
+    await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    for task in watched:
+        task.cancel()
+
+
+async def launch(args: argparse.Namespace) -> int:
+    """Run the bundled model (if configured) and the gateway until a signal; the exit code."""
+    path = args.config or os.environ.get(CONFIG_ENV_VAR) or str(SHIPPED_CONFIG_PATH)
+    try:
+        snapshot = load_config(path)
+    except ConfigError as err:
+        for line in err.errors:
+            print(f"{err.source}: {line}", file=sys.stderr)
+        return 1
+    bundled = bundled_model(snapshot) if args.bundled_model == "on" else None
+    stop, force = _on_signals()
     llama: asyncio.subprocess.Process | None = None
     gateway: asyncio.subprocess.Process | None = None
     forward: asyncio.Task[None] | None = None
@@ -243,12 +258,7 @@ async def launch(args: argparse.Namespace) -> int:
             stdout=asyncio.subprocess.PIPE,
         )
         forward = asyncio.create_task(_forward_output(gateway, snapshot, bundled))
-        watched = [asyncio.create_task(stop.wait()), asyncio.create_task(gateway.wait())]
-        if llama is not None:
-            watched.append(asyncio.create_task(llama.wait()))
-        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        for task in watched:
-            task.cancel()
+        await _until_one_ends(stop, gateway, llama)
         if llama is not None and llama.returncode is not None and not stop.is_set():
             print(f"bundled model: llama-server exited with {llama.returncode}:", file=sys.stderr)
             print(_tail(args.llama_log), file=sys.stderr)
