@@ -26,8 +26,7 @@ __all__ = ["start_gateway"]
 SYSTEM = "You are a helpful assistant. Answer in one short sentence."
 PROMPT = "Name three colours of the rainbow."
 COLOURS = {"red", "orange", "yellow", "green", "blue", "indigo", "violet"}
-#: Ignoring EOS this runs to the launcher's 512-token cap, seconds on this model: long enough
-#: to cancel mid-flight.
+#: Ignoring EOS this runs for many seconds on this model: long enough to cancel mid-flight.
 LONG = 3000
 
 

@@ -36,9 +36,10 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: llama-server loads the 98 MB model in about a second; a cold disk cache or a busy machine
 #: can take much longer.
 _LLAMA_START_TIMEOUT_S = 120.0
-#: Two slots of 4096 tokens: enough for trying the gateway and the tests, little memory. At
-#: most 512 tokens per answer (llama-server's cap, which requests cannot raise): a model this
-#: small only rambles past that, and it would hold a laptop's CPU meanwhile.
+#: Two slots of 4096 tokens: enough for trying the gateway and the tests, little memory. An
+#: answer whose request sets no max_tokens stops at 512 tokens (llama-server's default length;
+#: a request's own max_tokens still wins): a model this small only rambles past that, holding
+#: a laptop's CPU meanwhile.
 LLAMA_ARGS = (
     *("--embeddings", "--pooling", "mean", "-np", "2", "-c", "8192", "-n", "512"),
     "--no-webui",
