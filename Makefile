@@ -51,12 +51,13 @@ install-dev: $(VENV)/.synced-dev ## Add the dev and bench tools (pytest, ruff, m
 # another config (the launcher starts the model only if that config has a `bundled` provider).
 BUNDLED_MODEL ?= on
 CONFIG ?=
+BUNDLED_MODEL_LOG ?= $(BUNDLED_MODEL_CACHE_ROOT)/bundled-model.log
 RUN_NEEDS := $(if $(filter off,$(BUNDLED_MODEL)),,llama-server bundled-model)
 
 run: install $(RUN_NEEDS) ## Start the bundled model and the gateway on the shipped default config (127.0.0.1:50051).
 	@exec $(PY) -m llm_gateway_server.launcher $(if $(CONFIG),--config "$(CONFIG)") \
 		--bundled-model $(BUNDLED_MODEL) --llama-server "$(LLAMA_SERVER_BIN)" \
-		--model "$(BUNDLED_MODEL_GGUF)" --llama-log "$(BUNDLED_MODEL_CACHE_ROOT)/bundled-model.log"
+		--model "$(BUNDLED_MODEL_GGUF)" --llama-log "$(BUNDLED_MODEL_LOG)"
 
 proto: install-dev ## Regenerate the Python code in clients/python from proto/.
 	rm -rf $(GEN_DIR)/llmgateway/v1

@@ -128,7 +128,10 @@ def make_run(
     log = tmp / "make-run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            ["make", "--no-print-directory", "-C", str(REPO_ROOT), "run", f"CONFIG={config}"],
+            [
+                *("make", "--no-print-directory", "-C", str(REPO_ROOT), "run"),
+                *(f"CONFIG={config}", f"BUNDLED_MODEL_LOG={tmp / 'llama-server.log'}"),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
