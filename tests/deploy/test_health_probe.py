@@ -37,6 +37,13 @@ def image_healthcheck(target: str) -> list[str]:
     return [sys.executable, str(SCRIPT), *argv[2:]]
 
 
+def readiness_check(target: str) -> list[str]:
+    """The same script asking for the gateway service's readiness (Kubernetes' question)."""
+    argv = image_healthcheck(target)
+    argv[argv.index("--service") + 1] = defaults.GATEWAY_SERVICE_NAME
+    return argv
+
+
 async def run(argv: list[str]) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -64,19 +71,19 @@ async def test_healthy_only_while_the_gateway_service_is_serving(
 ) -> None:
     health, target = health_server
     await health.set(defaults.GATEWAY_SERVICE_NAME, SERVING)
-    assert await run(image_healthcheck(target)) == (
+    assert await run(readiness_check(target)) == (
         0,
         f"{target} service='{defaults.GATEWAY_SERVICE_NAME}': SERVING\n",
     )
 
     await health.set(defaults.GATEWAY_SERVICE_NAME, NOT_SERVING)
-    code, out = await run(image_healthcheck(target))
+    code, out = await run(readiness_check(target))
     assert (code, out.strip().rsplit(" ", 1)[-1]) == (1, "NOT_SERVING")
 
     # What the gateway does on SIGTERM: every service turns NOT_SERVING while it drains.
     await health.set(defaults.GATEWAY_SERVICE_NAME, SERVING)
     await health.enter_graceful_shutdown()
-    assert (await run(image_healthcheck(target)))[0] == 1
+    assert (await run(readiness_check(target)))[0] == 1
 
 
 async def test_unhealthy_before_readiness_is_reported(
@@ -84,17 +91,18 @@ async def test_unhealthy_before_readiness_is_reported(
 ) -> None:
     # The whole server answers, but the gateway service has not been registered yet.
     _, target = health_server
-    code, out = await run(image_healthcheck(target))
+    code, out = await run(readiness_check(target))
     assert code == 1 and "NOT_FOUND" in out
 
 
-async def test_liveness_name_checks_the_whole_server(
+async def test_image_healthcheck_is_liveness_of_the_whole_server(
     health_server: tuple[HealthServicer, str],
 ) -> None:
-    _, target = health_server
-    argv = [sys.executable, str(SCRIPT), "--target", target, "--service", ""]
+    """Healthy while the process serves, even when the gateway service is not ready."""
+    health, target = health_server
+    await health.set(defaults.GATEWAY_SERVICE_NAME, NOT_SERVING)
     assert defaults.LIVENESS_SERVICE_NAME == ""
-    assert await run(argv) == (0, f"{target} service='': SERVING\n")
+    assert await run(image_healthcheck(target)) == (0, f"{target} service='': SERVING\n")
 
 
 async def test_unhealthy_when_nothing_listens() -> None:

@@ -184,3 +184,137 @@ async def test_a_watched_config_file_reloads(upstream: FakeOpenAI, tmp_path: Pat
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     assert any("serving on port" in line["message"] for line in lines)
     assert any("config reloaded" in line["message"] for line in lines)
+
+
+def _check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "gw.yaml"
+    path.write_text(text)
+    return subprocess.run(
+        [*CLI, "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
+    # `providers` is indented one space too far: the fault is line 3, column 2.
+    done = _check(tmp_path, "server:\n  listen: '127.0.0.1:1'\n providers: {}\n")
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"{tmp_path / 'gw.yaml'}: line 3, column 2: not valid YAML")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_duplicate_key_or_an_unclosed_quote_points_at_the_fault(tmp_path: Path) -> None:
+    base = (
+        "providers:\n  p: {kind: openai_compatible, api_base: 'http://x/v1', locality: local}\n"
+        "routes:\n  chat: {targets: [{provider: p, model: m}]}\n"
+    )
+    done = _check(tmp_path, base + "providers: {}\n")  # a second section would replace the first
+    assert done.returncode == 1
+    assert (
+        "line 5, column 1: not valid YAML: duplicate key 'providers' (first given at line 1)"
+        in (done.stderr)
+    )
+    done = _check(tmp_path, base.replace("'http://x/v1'", "'http://x/v1"))
+    assert done.returncode == 1
+    # The scanner notices at the end of the file; the quote it was reading is named too.
+    assert "while scanning a quoted scalar, from line 2, column" in done.stderr
+
+
+def test_an_empty_config_or_one_without_routes_is_an_error(tmp_path: Path) -> None:
+    for text in ("", "# nothing yet\n", "providers: {}\n", "routes: {}\n"):
+        done = _check(tmp_path, text)
+        assert done.returncode == 1, (text, done.stdout)
+        assert "OK" not in done.stdout
+        assert "routes" in done.stderr, done.stderr
+
+
+def test_an_unknown_key_suggests_the_closest_known_one(tmp_path: Path) -> None:
+    done = _check(
+        tmp_path,
+        "sever: {}\n"
+        "providers: {p: {kind: openai_compatible, api_bse: 'http://x/v1', locality: local}}\n"
+        "routes: {chat: {targets: [{provider: p, model: m, weigth: 2}]}}\n",
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert any("sever: unknown key (did you mean server?)" in line for line in lines)
+    assert any(
+        "providers.p.api_bse: unknown key (did you mean api_base?)" in line for line in lines
+    )
+    assert any(
+        "routes.chat.targets[0].weigth: unknown key (did you mean weight?)" in line
+        for line in lines
+    )
+
+
+def test_a_type_error_is_reported_once_without_follow_on_errors(tmp_path: Path) -> None:
+    done = _check(
+        tmp_path,
+        "providers: {p: {kind: openai_compatible, api_base: 'http://x/v1', locality: local}}\n"
+        "routes: {chat: {targets: [{provider: p, model: m, tier: first}]}}\n",
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "routes.chat.targets[0].tier: Input should be a valid integer" in line
+
+
+def test_serve_on_a_port_in_use_says_which_address_and_key(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "gw.yaml"
+        for metrics, args, key in (
+            ("", ["--listen", f"127.0.0.1:{port}"], "--listen"),
+            (f"127.0.0.1:{port}", [], "telemetry.metrics_listen"),
+        ):
+            path.write_text(
+                "server: {listen: '127.0.0.1:0'}\n"
+                f"telemetry: {{metrics_listen: '{metrics}'}}\n"
+                "providers: {p: {kind: openai_compatible, api_base: 'http://127.0.0.1:9/v1', locality: local}}\n"
+                "routes: {chat: {targets: [{provider: p, model: m}]}}\n"
+            )
+            done = subprocess.run(
+                [*CLI, "serve", "--config", str(path), *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 1
+            (line,) = done.stderr.strip().splitlines()
+            assert f"cannot listen on 127.0.0.1:{port} ({key})" in line
+            assert "Traceback" not in done.stderr
+
+
+async def test_a_reload_of_a_truncated_file_keeps_the_old_config(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    port = _free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(config_for(upstream.base_url).replace("'127.0.0.1:0'", f"'127.0.0.1:{port}'"))
+    log_path = tmp_path / "serve.err"
+    with log_path.open("w") as err:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=err
+        )
+    try:
+        address = f"127.0.0.1:{port}"
+        await _wait_serving(address)
+        path.write_text("")  # an editor mid-save, a ConfigMap swap
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(200):
+            if "reload rejected" in log_path.read_text():
+                break
+            await asyncio.sleep(0.05)
+        assert await _chat_models_become(address, {"m1"}) == {"m1"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0
+    rejected = [
+        json.loads(line)["message"]
+        for line in log_path.read_text().splitlines()
+        if "reload rejected" in line
+    ]
+    assert rejected and "the file is empty" in rejected[0]

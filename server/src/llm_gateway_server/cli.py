@@ -26,6 +26,7 @@ def _print_errors(err: ConfigError) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from llm_gateway_server.preflight import unbindable
     from llm_gateway_server.serve import run
 
     path = _config_path(args.config)
@@ -38,9 +39,27 @@ def _serve(args: argparse.Namespace) -> int:
         snapshot = load_config(path)
     except ConfigError as err:
         return _print_errors(err)
-    return run(
-        snapshot, path, listen=args.listen, workers=args.workers, http_listen=args.http_listen
+    taken = unbindable(
+        snapshot,
+        listen=args.listen,
+        workers=args.workers,
+        http_listen=args.http_listen,
     )
+    for line in taken:
+        print(f"llm-gateway: {line}", file=sys.stderr)
+    if taken:
+        return 1
+    try:
+        return run(
+            snapshot, path, listen=args.listen, workers=args.workers, http_listen=args.http_listen
+        )
+    except RuntimeError as exc:
+        # The preflight's backstop: the port was taken between the check and the bind.
+        if "Failed to bind" not in str(exc):
+            raise
+        address = args.listen or snapshot.config.server.listen
+        print(f"llm-gateway: cannot listen on {address}: it is in use", file=sys.stderr)
+        return 1
 
 
 def describe_config(snapshot: ConfigSnapshot) -> list[str]:

@@ -16,11 +16,18 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from llm_gateway_server.config.diagnostics import (
+    UniqueKeyLoader,
+    validation_error_lines,
+    yaml_error_line,
+)
 from llm_gateway_server.config.model import GatewayConfig
 from llm_gateway_server.config.providers import KEY_REQUIRED_KINDS, ProviderConfig
 from llm_gateway_server.core.redaction import PLAIN_HEADERS, secret_forms, url_secrets
 from llm_gateway_server.core.types import Locality
 
+#: What the smallest useful config holds, for the errors about an empty one.
+_NEEDS = "`providers:` and at least one route under `routes:`"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -85,19 +92,6 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str, errors: list[str
     return value
 
 
-def _error_lines(exc: ValidationError) -> list[str]:
-    lines: list[str] = []
-    for err in exc.errors():
-        key = ""
-        for part in err["loc"]:
-            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-        message = err["msg"].removeprefix("Value error, ")
-        for line in message.splitlines():
-            # Cross-field checks already name their key; field errors get theirs prefixed.
-            lines.append(line if not key else f"{key}: {line}")
-    return lines
-
-
 def _resolve_keys(
     providers: Mapping[str, ProviderConfig], env: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -123,12 +117,19 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     generation: int = 1,
 ) -> ConfigSnapshot:
-    """Validate config text; raise ``ConfigError`` listing every problem by key."""
+    """Validate config text; raise ``ConfigError`` listing every problem by key.
+
+    An empty file, or one without routes, is an error too: a file truncated mid-save (an
+    editor, a ConfigMap swap) must not be taken as a config in which every call is NOT_FOUND.
+    """
     env = os.environ if env is None else env
     try:
-        raw = yaml.safe_load(text) or {}
+        # A SafeLoader (no arbitrary objects) that also refuses duplicate keys.
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"not valid YAML: {exc}".replace("\n", " ")]) from None
+        raise ConfigError(source, [yaml_error_line(exc)]) from None
+    if raw is None:
+        raise ConfigError(source, [f"the file is empty: it needs {_NEEDS}"])
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the top level must be a mapping"])
     errors: list[str] = []
@@ -138,7 +139,9 @@ def parse_config(
     try:
         config = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(source, _error_lines(exc)) from None
+        raise ConfigError(source, validation_error_lines(exc, GatewayConfig)) from None
+    if not config.routes:
+        raise ConfigError(source, [f"routes: none defined; the config needs {_NEEDS}"])
     keys, disabled = _resolve_keys(config.providers, env)
     return ConfigSnapshot(config, source, keys, disabled, generation)
 
