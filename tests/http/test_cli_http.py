@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from llm_gateway_server.config.loader import ConfigError, parse_config
+from llm_gateway_server.config.model import GatewayConfig
 from tests.fakes import FakeOpenAI
 from tests.http.conftest import http_config
 
@@ -89,7 +90,7 @@ def test_bad_http_listen_flag_is_refused() -> None:
 
 
 def test_http_is_off_unless_configured() -> None:
-    assert parse_config("{}").config.http.listen == ""
+    assert GatewayConfig().http.listen == ""
     with pytest.raises(ConfigError) as caught:
         parse_config("http: {listen: 'localhost'}")
     assert any(line.startswith("http.listen") for line in caught.value.errors)
