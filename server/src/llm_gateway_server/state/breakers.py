@@ -68,6 +68,8 @@ class BreakerSharing:
         self._wake = asyncio.Event()
         self._apply: ApplyTransition | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        #: True while subscribed to the peers' transitions (after the current state was read).
+        self.listening = False
 
     def publish(self, provider: str, model: str, state: str, opened_at: float) -> None:
         """Queue one local transition (never blocks, never raises)."""
@@ -141,6 +143,7 @@ class BreakerSharing:
                 # Subscribed first, read second: nothing published in between is missed.
                 await self._read_current()
                 self._health.succeeded()
+                self.listening = True
                 while True:
                     message = await pubsub.get_message(timeout=_LISTEN_S)
                     if message is not None:
@@ -148,6 +151,7 @@ class BreakerSharing:
             except (RedisError, OSError) as exc:
                 self._health.failed(exc)
             finally:
+                self.listening = False
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(self._retry_s)
