@@ -168,11 +168,6 @@ class UpstreamError(GatewayError):
         self.status = status
 
     @property
-    def retryable(self) -> bool:
-        """True when another attempt (same target later, or the next target) may succeed."""
-        return self.failure not in CALLER_CAUSED
-
-    @property
     def caller_caused(self) -> bool:
         """True when the request itself was refused; never counts against a breaker."""
         return self.failure in CALLER_CAUSED

@@ -224,8 +224,6 @@ class ProviderChatRequest:
     tool_choice: ToolChoice | None = None
     response_format: ResponseFormat | None = None
     sampling: Sampling = field(default_factory=Sampling)
-    #: Extra HTTP headers for the upstream call (W3C trace context).
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +233,6 @@ class ProviderEmbedRequest:
     model: str
     inputs: tuple[str, ...]
     dimensions: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ class OpenAICompatibleProvider:
             return await self._chat_by_stream(request, timeout_s=timeout_s)
         body = build_chat_body(request, stream=False, max_tokens_field=self._max_tokens_field)
         body.update(self._config.extra_body)
-        async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
+        async with self._request("POST", self._chat_url, body, {}, timeout_s) as resp:
             raw = await resp.read()
         return parse_chat_answer(_loads(raw))
 
@@ -124,7 +124,7 @@ class OpenAICompatibleProvider:
         body.update(self._config.extra_body)
         assembler = StreamAssembler()
         parser = SSEParser()
-        headers = {**request.headers, "Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream"}
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
             done = False
             async for chunk in resp.content.iter_any():
@@ -165,7 +165,7 @@ class OpenAICompatibleProvider:
     async def embed(self, request: ProviderEmbedRequest, *, timeout_s: float) -> EmbedAnswer:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
-        async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
+        async with self._request("POST", self._embed_url, body, {}, timeout_s) as resp:
             raw = await resp.read()
         return parse_embed_answer(_loads(raw), len(request.inputs))
 
