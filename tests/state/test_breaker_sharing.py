@@ -104,6 +104,7 @@ async def chat(replica: Replica, route: str) -> AttemptOutcome:
     return result.attempts[0].outcome
 
 
+@pytest.mark.usefixtures("no_slow_callbacks")
 async def test_a_breaker_opened_on_one_replica_is_open_on_the_other_within_a_second(
     redis_url: str, start_replica: Start
 ) -> None:
@@ -120,6 +121,7 @@ async def test_a_breaker_opened_on_one_replica_is_open_on_the_other_within_a_sec
     await until(lambda: three.breaker("flaky") is BreakerState.OPEN, CONVERGE_S)
 
 
+@pytest.mark.usefixtures("no_slow_callbacks")
 async def test_a_slow_redis_does_not_delay_unrelated_calls(
     redis_server: RedisServer, redis_url: str, start_replica: Start
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -134,11 +135,16 @@ async def build_state(snapshot: ConfigSnapshot) -> GatewayState:
     client = redis.asyncio.Redis(connection_pool=pool)
     # One pool for everything; limits' own option types do not list a pool.
     shared_pool: dict[str, Any] = {"connection_pool": pool}
-    storage: Storage = RedisStorage(
-        _limits_uri(state.redis_url),
-        implementation="redispy",
-        key_prefix=f"{state.key_prefix}limits",
-        **shared_pool,
+    # Built in a thread: limits imports its optional Redis clients (coredis among them)
+    # when the storage is made, about 1.2 s of imports that would hold the event loop.
+    storage: Storage = await asyncio.to_thread(
+        functools.partial(
+            RedisStorage,
+            _limits_uri(state.redis_url),
+            implementation="redispy",
+            key_prefix=f"{state.key_prefix}limits",
+            **shared_pool,
+        )
     )
     ledger = RedisLedger(client, health, prefix=state.key_prefix)
     policy = RequestPolicy(
