@@ -1,51 +1,96 @@
-"""Fail a test whose event loop ran one callback longer than ``SLOW_CALLBACK_S``.
+"""Fail a test whose event loop was held by one callback for more than ``SLOW_CALLBACK_S``.
 
-asyncio's debug mode logs every callback (one step of a task) that holds the loop longer
-than ``loop.slow_callback_duration``: exactly what a blocking call on the event loop does
-to every other call in flight. The threshold is generous (250 ms; ``LLMGW_SLOW_CALLBACK_S``
-overrides it, e.g. 0.02 on a quiet CI runner) because asyncio measures wall time and the
-development machines are small and shared: at 100 ms, tests whose steps are a fraction of
-a millisecond failed now and then on a 2-core box at load 5 (the process was descheduled
-mid-step), while a gateway that blocks on Redis, DNS, a file or a slow import still fails.
+A callback (one step of a task) that blocks the loop delays every other call in flight:
+that is what a synchronous Redis, DNS or file call on the request path does. asyncio's
+debug mode reports slow callbacks by wall time alone, which on a small shared machine also
+catches a step that was merely descheduled by the OS. So each callback is timed here with
+the thread's CPU time and its voluntary context switches too: a slow callback fails the test
+when it spent the time computing (CPU) or waiting in a blocking system call (it gave up the
+CPU voluntarily), not when it was preempted. Time in the garbage collector, which runs
+wherever an allocation happens to trigger it, is left out too. ``LLMGW_SLOW_CALLBACK_S``
+overrides the 50 ms threshold.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import gc
 import os
-from collections.abc import AsyncIterator
+import resource
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-SLOW_CALLBACK_S = float(os.environ.get("LLMGW_SLOW_CALLBACK_S", "0.25"))
+SLOW_CALLBACK_S = float(os.environ.get("LLMGW_SLOW_CALLBACK_S", "0.05"))
 
 
-class _SlowCallbacks(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+class LoopWatch:
+    """Times every asyncio callback while installed; ``seen`` lists the blocking ones."""
+
+    def __init__(self, threshold_s: float) -> None:
+        self.threshold_s = threshold_s
         self.seen: list[str] = []
+        self.gc_s = 0.0
+        self._gc_started = 0.0
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Executing "):
-            self.seen.append(message)
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """``gc.callbacks`` hook: total the collector's time."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_s += time.perf_counter() - self._gc_started
+
+    def wrap(self, run: Callable[[asyncio.Handle], None]) -> Callable[[asyncio.Handle], None]:
+        threshold = self.threshold_s
+        clock, cpu_clock, usage, who = (
+            time.perf_counter,
+            time.thread_time,
+            resource.getrusage,
+            resource.RUSAGE_THREAD,
+        )
+
+        def timed_run(handle: asyncio.Handle) -> None:
+            started, cpu, waits, collected = clock(), cpu_clock(), usage(who).ru_nvcsw, self.gc_s
+            try:
+                run(handle)
+            finally:
+                in_gc = self.gc_s - collected
+                wall = clock() - started - in_gc
+                if wall >= threshold:
+                    spent = cpu_clock() - cpu - in_gc
+                    blocked = usage(who).ru_nvcsw - waits
+                    if spent >= threshold or blocked:
+                        self.seen.append(
+                            f"{_describe(handle)} held the loop {wall:.3f} s "
+                            f"(CPU {spent:.3f} s, blocked {blocked} time(s))"
+                        )
+
+        return timed_run
+
+
+def _describe(handle: asyncio.Handle) -> str:
+    # A task's step names the task only: say which coroutine it ran, and where it stopped.
+    task = getattr(getattr(handle, "_callback", None), "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        where = f" (now at line {frame.f_lineno})" if frame is not None else ""
+        return f"task {task.get_name()!r} running {getattr(coro, '__qualname__', coro)}{where}"
+    return repr(handle)
 
 
 @pytest.fixture
-async def no_slow_callbacks() -> AsyncIterator[None]:
-    """Run the test's loop in debug mode and fail on a callback over the threshold."""
-    loop = asyncio.get_running_loop()
-    was_debug, was_duration = loop.get_debug(), loop.slow_callback_duration
-    loop.set_debug(True)
-    loop.slow_callback_duration = SLOW_CALLBACK_S
-    handler = _SlowCallbacks()
-    asyncio_log = logging.getLogger("asyncio")
-    asyncio_log.addHandler(handler)
+def no_slow_callbacks() -> Iterator[LoopWatch]:
+    """Fail the test if a callback blocked the loop (see the module docstring)."""
+    watch = LoopWatch(SLOW_CALLBACK_S)
+    original: Any = asyncio.Handle._run
+    asyncio.Handle._run = watch.wrap(original)  # type: ignore[method-assign]
+    gc.callbacks.append(watch.on_gc)
     try:
-        yield
+        yield watch
     finally:
-        asyncio_log.removeHandler(handler)
-        loop.set_debug(was_debug)
-        loop.slow_callback_duration = was_duration
-    assert not handler.seen, "the event loop was blocked:\n" + "\n".join(handler.seen)
+        gc.callbacks.remove(watch.on_gc)
+        asyncio.Handle._run = original  # type: ignore[method-assign]
+    assert not watch.seen, "the event loop was blocked:\n" + "\n".join(watch.seen)

