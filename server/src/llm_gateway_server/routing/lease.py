@@ -104,9 +104,10 @@ class TargetLease:
     ) -> None:
         """Give everything back and feed the result to breaker, statistics and observer.
 
-        ``SUCCESS`` and ``STREAM_CUT`` without ``error`` count as answers; an ``error``
-        counts as a failure (unless the request caused it); anything else (cancelled) is
-        no result at all.
+        An ``error`` counts as the upstream's failure (as an answer if the request caused
+        it); ``SUCCESS`` without one as an answer; any other outcome (cancelled, a timeout
+        the caller's deadline caused) as no result at all. ``outcome`` is what the
+        observer records.
         """
         if self._released:
             return
