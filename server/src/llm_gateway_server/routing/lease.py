@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from types import TracebackType
 
 from llm_gateway_server.core.errors import UpstreamError
 from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Usage
@@ -21,8 +20,7 @@ from llm_gateway_server.routing.targets import RouteTarget
 
 
 class TargetLease:
-    """One admitted call on ``target``; also an async context manager for unary calls
-    (leaving it without a result releases the lease as abandoned)."""
+    """One admitted upstream call on ``target``, until ``release``."""
 
     __slots__ = (
         "_clock",
@@ -137,14 +135,3 @@ class TargetLease:
             retries=retries,
         )
         self._cm.__exit__(None, None, None)
-
-    async def __aenter__(self) -> TargetLease:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release(AttemptOutcome.CANCELLED)

@@ -180,8 +180,7 @@ class TargetStream:
 
     async def _cut(self, exc: Exception) -> None:
         call, trace = self._call, self._trace
-        timeout = call.timeout_s(trace.target)
-        error = as_upstream_error(exc, timeout_s=timeout, provider=self.provider)
+        error = as_upstream_error(exc, timeout_s=self._lease.elapsed_s, provider=self.provider)
         message = call.describe(error)
         reason: GatewayError
         if call.by_deadline(error):
