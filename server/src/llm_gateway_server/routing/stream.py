@@ -142,7 +142,9 @@ class TargetStream:
             return first
         if self.summary is not None:
             raise StopAsyncIteration
-        # Hand-written rather than an async generator: one frame per delta instead of two.
+        # A plain __anext__ rather than an async generator, so every way out (end, cut,
+        # cancel, aclose) is one method here and there is no second generator to close; it
+        # costs ~80 ns a delta more than a generator would (231 vs 149 ns, dev box).
         while True:
             try:
                 delta = await self._upstream.__anext__()
