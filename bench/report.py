@@ -19,6 +19,8 @@ from bench.results import (
 
 GATEWAY = "gateway"
 TELEMETRY = "gateway-telemetry"
+#: The Redis rows and the share of the memory-state throughput each should keep (issue 11).
+REDIS_TARGETS = {"gateway-redis": 0.9, "gateway-redis-20ms": 0.7}
 BASELINE = "baseline"
 LITELLM = "litellm"
 PORTKEY = "portkey"
@@ -148,6 +150,26 @@ def _targets(by_key: dict[str, SystemResult]) -> list[_Target]:
                 "{:.1f} %".format,
             )
         )
+    for key, share in REDIS_TARGETS.items():
+        redis_row = by_key.get(key)
+        if redis_row is None:
+            continue
+
+        def kept(r: SystemResult, row: SystemResult = redis_row) -> float:
+            # Only defined for the gateway: the share of its throughput kept with Redis state.
+            if r.key != GATEWAY or not row.ran:
+                return nan
+            return _div(row.unary_rps(c32), r.unary_rps(c32))
+
+        targets.append(
+            _Target(
+                f"{redis_row.label}: unary c={c32} vs memory state (issue 11)",
+                f"≥ {share}x",
+                kept,
+                lambda v, share=share: v >= share,  # type: ignore[misc]
+                _ratio,
+            )
+        )
     return targets
 
 
@@ -247,8 +269,10 @@ def _ratio_rows(by_key: dict[str, SystemResult]) -> list[str]:
     return lines
 
 
-def _telemetry_rows(by_key: dict[str, SystemResult]) -> list[str]:
-    off, on = by_key.get(GATEWAY), by_key.get(TELEMETRY)
+def _telemetry_rows(
+    by_key: dict[str, SystemResult], other: str = TELEMETRY, heads: tuple[str, str] = ("off", "on")
+) -> list[str]:
+    off, on = by_key.get(GATEWAY), by_key.get(other)
     if off is None or on is None or not off.ran or not on.ran:
         return ["(not measured: both gateway rows are needed)"]
     direct = by_key.get(DIRECT)
@@ -258,7 +282,8 @@ def _telemetry_rows(by_key: dict[str, SystemResult]) -> list[str]:
         *((f"stream {t} tok tok/s", (lambda r, t=t: r.stream_tps(t)), 0) for t in STREAM_TOKENS),
         ("peak RSS MB", lambda r: r.rss_mb, 0),
     ]
-    lines = ["| metric | telemetry off | telemetry on | on ÷ off |", "|---|---|---|---|"]
+    a_head, b_head = heads
+    lines = [f"| metric | {a_head} | {b_head} | ratio |", "|---|---|---|---|"]
     for name, metric, digits in metrics:
         a, b = metric(off), metric(on)
         lines.append(f"| {name} | {_num(a, digits)} | {_num(b, digits)} | {_ratio(_div(b, a))} |")
@@ -326,12 +351,25 @@ def render(results: list[SystemResult], ctx: RunContext) -> str:
         "10 %) exported over OTLP/gRPC (batched) to "
         "a sink on the load generator's core.",
         "",
-        *_telemetry_rows(by_key),
+        *_telemetry_rows(by_key, TELEMETRY, ("telemetry off", "telemetry on")),
         "",
         "## HTTP facade, HTTP to HTTP (issue 12)",
         "",
         *http_rows(by_key),
         "",
+        "## State in Redis (llm-gateway, memory state vs Redis; issue 11)",
+        "",
+        "Each Redis row runs its own redis-server; for the 20 ms row a delay proxy "
+        "(bench/delay_proxy.py) adds 20 ms each way. Ratios are Redis ÷ memory.",
+        "",
+        *(
+            line
+            for key in REDIS_TARGETS
+            for line in (
+                *_telemetry_rows(by_key, key, ("memory state", key)),
+                "",
+            )
+        ),
         "## Targets (issue 7; telemetry cost: issue 6)",
         "",
         "| target | goal | llm-gateway | | bare pass-through, for reference |",

@@ -7,7 +7,7 @@ Environment knobs (all optional):
     BENCH_QUICK=1               one round, short windows, few latency samples
     BENCH_ROUNDS                rounds over all systems (default 3; each point: the median)
     BENCH_SYSTEMS=a,b           subset of: direct,baseline,gateway,gateway-telemetry,gateway-http,
-                                litellm,portkey
+                                gateway-redis,gateway-redis-20ms,litellm,portkey
     BENCH_SECONDS, BENCH_WARMUP_SECONDS   measured and warm-up window of each load point
     BENCH_LATENCY_REQUESTS      sequential requests for the concurrency-1 latency
     BENCH_STREAM_RATE           tokens/s of each upstream stream (0 = as fast as possible)
@@ -37,6 +37,8 @@ ALL_SYSTEMS = (
     "gateway",
     "gateway-telemetry",
     "gateway-http",
+    "gateway-redis",
+    "gateway-redis-20ms",
     "litellm",
     "portkey",
 )
@@ -111,6 +113,8 @@ def system_for(key: str, upstream_base: str) -> systems.System:
         return systems.direct(upstream_base)
     if key == "baseline":
         return systems.baseline(port, upstream_base)
+    if key in systems.REDIS_ROWS:
+        return systems.gateway_redis(key, port, upstream_base)
     if key in ("gateway", "gateway-telemetry"):
         return systems.gateway(port, upstream_base, telemetry=key == "gateway-telemetry")
     if key == "gateway-http":

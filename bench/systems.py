@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -154,6 +154,49 @@ def gateway_http(port: int, upstream_base: str) -> System:
     )
 
 
+#: The Redis rows: key, label, and the latency added each way to Redis (0: local).
+REDIS_ROWS = {
+    "gateway-redis": ("llm-gateway (state in Redis)", 0.0),
+    "gateway-redis-20ms": ("llm-gateway (Redis 20 ms away)", 20.0),
+}
+
+
+def gateway_redis(key: str, port: int, upstream_base: str) -> System:
+    """llm-gateway on bench/gateway-redis.yaml, with a redis-server of its own (and for the
+    "20 ms away" row a delay proxy in front of it) as sidecars."""
+    label, delay_ms = REDIS_ROWS[key]
+    redis_port = free_port()
+    redis = shutil.which("redis-server") or "redis-server"
+    sidecars: list[tuple[str, tuple[str, ...]]] = [
+        (
+            f"{key}-redis",
+            (redis, "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
+             "--appendonly", "no"),
+        )
+    ]  # fmt: skip
+    url_port = redis_port
+    if delay_ms:
+        url_port = free_port()
+        sidecars.append(
+            (
+                f"{key}-delay",
+                python_module(
+                    "bench.delay_proxy",
+                    "--listen-port", str(url_port),
+                    "--target-port", str(redis_port),
+                    "--delay-ms", str(delay_ms),
+                ),
+            )
+        )  # fmt: skip
+    memory = gateway(port, upstream_base)
+    command = tuple(
+        str(BENCH_DIR / "gateway-redis.yaml") if part.endswith("gateway.yaml") else part
+        for part in memory.command
+    )
+    env = {**memory.env, "BENCH_REDIS_URL": f"redis://127.0.0.1:{url_port}/0"}
+    return replace(memory, key=key, label=label, command=command, env=env, sidecars=tuple(sidecars))
+
+
 def litellm_proxy(port: int, upstream_base: str) -> System:
     """The LiteLLM proxy (bench/.venv-litellm) on bench/litellm-config.yaml."""
     command = (
@@ -215,6 +258,8 @@ def unavailable_reason(system: System) -> str:
         if probe.returncode != 0:
             lines = (probe.stderr or probe.stdout).decode(errors="replace").strip().splitlines()
             return "llm-gateway serve is not available: " + (lines[-1] if lines else "")
+    if system.key in REDIS_ROWS and not shutil.which("redis-server"):
+        return "redis-server is not on PATH (make redis-server)"
     if system.key == "litellm" and not LITELLM_BIN.exists():
         return f"{LITELLM_BIN} is missing (make bench installs it)"
     if system.key == "portkey":

@@ -1,3 +1,3 @@
-"""Shared pytest setup: fake upstream fixtures for every test package."""
+"""Shared pytest setup: fake upstream fixtures and the event-loop watch for every package."""
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.loop_watch"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -145,6 +146,37 @@ async def test_harness_runs_the_baseline_as_processes(tmp_path: Path) -> None:
     assert "gateway measured" in text  # the gateway was not run: its targets say so
     chart.write_chart(results, tmp_path / "chart.png", "test")
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_harness_runs_the_gateway_on_a_redis_20_ms_away(tmp_path: Path) -> None:
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (run `make redis-server`)")
+    env = {
+        "BENCH_SYSTEMS": "gateway-redis-20ms",
+        "BENCH_ROUNDS": "1",
+        "BENCH_SECONDS": "0.2",
+        "BENCH_WARMUP_SECONDS": "0.5",
+        "BENCH_LATENCY_REQUESTS": "5",
+        "BENCH_LATENCY_WARMUP": "1",
+        "BENCH_STREAM_RATE": "0",
+        "BENCH_CLIENT_CPUS": "",
+        "BENCH_SUT_CPUS": "",
+        "BENCH_UPSTREAM_CPUS": "",
+        "BENCH_OUT": str(tmp_path),
+    }
+    results = await run.run(run.Settings.from_env(env))
+    (far,) = results
+    assert far.ran, far.note
+    assert far.errors() == 0
+    assert far.unary_rps(32) > 0
+    # Its sidecars (redis-server, the delay proxy) ran and are gone with it.
+    names = {
+        p.log_path.stem for p in processes.started_processes() if p.log_path.parent == tmp_path
+    }
+    assert {"gateway-redis-20ms-redis", "gateway-redis-20ms-delay"} <= names
+    assert all(not Path(f"/proc/{pid}").exists() for pid in _logged_pids(tmp_path))
 
 
 def _logged_pids(log_dir: Path) -> list[int]:

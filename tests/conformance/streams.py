@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Any, Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
 from llm_gateway_server.core.types import (
     ChatAnswer,
@@ -30,14 +34,23 @@ WEATHER = Tool(
 
 
 def chat_request(model: str, *, tools: bool = False, **kwargs: Any) -> ProviderChatRequest:
-    """A one-turn request, with the trace header the router would add."""
+    """A one-turn request."""
     return ProviderChatRequest(
         model=model,
         messages=(Message(Role.USER, "What is the weather in Paris?"),),
         tools=(WEATHER,) if tools else (),
-        headers={"traceparent": TRACEPARENT},
         **kwargs,
     )
+
+
+@contextlib.contextmanager
+def traced() -> Iterator[None]:
+    """Run the block under the trace context of ``TRACEPARENT``, as the router runs calls."""
+    token = otel_context.attach(propagate.extract({"traceparent": TRACEPARENT}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def open_stream(

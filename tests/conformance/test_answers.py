@@ -10,7 +10,15 @@ from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import FinishReason, ImagePart, Message, Role, TextPart, Usage
 from llm_gateway_server.providers.base import Provider
 from tests.conformance.cases import API_KEY, AdapterCase
-from tests.conformance.streams import MODES, TRACEPARENT, Mode, arguments, chat_request, run
+from tests.conformance.streams import (
+    MODES,
+    TRACEPARENT,
+    Mode,
+    arguments,
+    chat_request,
+    run,
+    traced,
+)
 from tests.fakes import Behaviour, FakeToolCall, FakeUpstream, FakeUsage
 
 pytestmark = pytest.mark.parametrize("mode", MODES)
@@ -132,7 +140,8 @@ async def test_filtered_to_nothing_is_caller_caused(
 async def test_headers_reach_the_upstream(
     case: AdapterCase, fake: FakeUpstream, provider: Provider, mode: Mode
 ) -> None:
-    await run(provider, chat_request(case.model), mode)
+    with traced():
+        await run(provider, chat_request(case.model), mode)
     headers = {k.lower(): v for k, v in fake.last_request.headers.items()}
     assert headers.get("traceparent") == TRACEPARENT
     assert headers.get("x-team") == "conformance"
@@ -149,7 +158,7 @@ async def test_inline_image_is_sent(
     message = Message(
         Role.USER, parts=(TextPart("What is this?"), ImagePart(data=image, mime_type="image/png"))
     )
-    request = type(request)(model=request.model, messages=(message,), headers=request.headers)
+    request = type(request)(model=request.model, messages=(message,))
     answer = await run(provider, request, mode)
     assert answer.content
     assert base64.b64encode(image) in fake.last_request.raw

@@ -9,7 +9,6 @@ from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import ProviderEmbedRequest
 from llm_gateway_server.providers.base import Provider
 from tests.conformance.cases import API_KEY, AdapterCase
-from tests.conformance.streams import TRACEPARENT
 from tests.fakes import Behaviour, FakeUpstream, Fault, fake_vector
 
 INPUTS = ("alpha", "beta", "gamma", "delta")
@@ -17,9 +16,7 @@ PROBED = (ProviderKind.OPENAI_COMPATIBLE, ProviderKind.OPENAI, ProviderKind.OLLA
 
 
 def embed_request(case: AdapterCase) -> ProviderEmbedRequest:
-    return ProviderEmbedRequest(
-        model=case.model, inputs=INPUTS, headers={"traceparent": TRACEPARENT}
-    )
+    return ProviderEmbedRequest(model=case.model, inputs=INPUTS)
 
 
 async def test_embeddings_in_input_order(

@@ -92,7 +92,6 @@ SCENARIOS = (
 
 def check(err: UpstreamError, scenario: Scenario) -> None:
     assert err.failure is scenario.failure, err.message
-    assert err.retryable is scenario.retryable
     assert err.caller_caused is not scenario.retryable
     assert API_KEY not in err.message and API_KEY not in str(err)
     assert "Traceback" not in err.message

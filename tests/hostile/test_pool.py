@@ -17,10 +17,10 @@ REQUEST = chat_pb2.ChatRequest(
 )
 
 
-def provider(url: str, options: str = "") -> str:
+def provider(url: str, options: str = "", *, connect_timeout_s: float = 3) -> str:
     return (
         f"  local: {{kind: openai_compatible, api_base: '{url}', locality: local,"
-        " timeout_s: 20, connect_timeout_s: 3, retry: {max_attempts: 1},"
+        f" timeout_s: 20, connect_timeout_s: {connect_timeout_s}, retry: {{max_attempts: 1}},"
         f" probe: {{enabled: false}}, breaker: {{failure_threshold: 3}}{options}}}\n"
     )
 
@@ -77,8 +77,8 @@ async def test_a_bounded_pool_queues_within_the_deadline_not_connect_timeout(
     async with FakeOpenAI(Behaviour(first_token_delay_s=0.6)) as fake:
         # Connecting may take 0.2 s; waiting for one of the 2 pooled connections takes
         # longer, and must not count as a connect timeout.
-        options = ", max_connections: 2, connect_timeout_s: 0.2"
-        gw = await spawn_gateway(gateway_config(provider(fake.base_url, options), ROUTES))
+        local = provider(fake.base_url, ", max_connections: 2", connect_timeout_s=0.2)
+        gw = await spawn_gateway(gateway_config(local, ROUTES))
         done = asyncio.Event()
         watcher = asyncio.create_task(peak_connections(fake, done))
         try:

@@ -47,3 +47,8 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     current = asyncio.current_task()
     leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     assert not leaked, f"tasks left behind: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _loop_watch(no_slow_callbacks: None) -> None:
+    """Routing must never block the event loop either (see loop_watch)."""

@@ -16,6 +16,7 @@ from llm_gateway_server.config.model import GatewayConfig
 from llm_gateway_server.core.errors import UpstreamError, UpstreamFailure
 from llm_gateway_server.core.types import (
     AttemptOutcome,
+    AttemptRecord,
     CallContext,
     ChatAnswer,
     ChatDelta,
@@ -30,6 +31,7 @@ from llm_gateway_server.core.types import (
     Usage,
 )
 from llm_gateway_server.routing.observer import AttemptInfo
+from llm_gateway_server.routing.results import StreamSummary
 
 #: Behaviours a fake call can have besides raising an ``UpstreamError`` instance.
 OK = "ok"
@@ -265,3 +267,39 @@ class Readiness:
 
     def __call__(self, ready: bool) -> None:
         self.values.append(ready)
+
+
+class RecordingSink:
+    """An ``AttemptSink`` that checks every started attempt ends exactly once."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str]] = []
+        self.ended: list[AttemptRecord] = []
+
+    def attempt_started(self, provider: str, model: str) -> None:
+        assert len(self.started) == len(self.ended), "an attempt started before the last ended"
+        self.started.append((provider, model))
+
+    def attempt_ended(self, record: AttemptRecord) -> None:
+        assert len(self.ended) < len(self.started), "an attempt ended twice or never started"
+        assert (record.provider, record.model) == self.started[len(self.ended)]
+        self.ended.append(record)
+
+    @property
+    def balanced(self) -> bool:
+        """Every started attempt ended."""
+        return len(self.started) == len(self.ended)
+
+
+async def stream_all(
+    router: Any, resolution: Any, request: ChatRequest, ctx: CallContext
+) -> tuple[list[ChatDelta], StreamSummary]:
+    """Open a routed stream, read it to its end, close it; the deltas and the summary."""
+    stream = await router.open_stream(resolution, request, ctx)
+    try:
+        deltas = [delta async for delta in stream]
+    finally:
+        await stream.aclose()
+    assert stream.summary is not None
+    assert all(d.has_payload for d in deltas)
+    return deltas, stream.summary

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 
-import pybreaker
 import pytest
 
 from llm_gateway_server.core.errors import NoTargetLeft, UpstreamError, UpstreamFailure
@@ -202,74 +201,93 @@ async def test_readiness_follows_breakers(make_router: MakeRouter) -> None:
     assert router.ready
 
 
-async def test_breaker_storage_factory_is_used(make_router: MakeRouter, clock: FakeClock) -> None:
-    names: list[str] = []
+class Peers:
+    """A ``BreakerPeers`` that links routers in one process (Redis does it between replicas)."""
 
-    def storage(name: str) -> pybreaker.CircuitBreakerStorage:
-        names.append(name)
-        return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, str, float]] = []
+        self.routers: list = []  # type: ignore[type-arg]
 
-    providers, routes = two_targets()
-    make_router(
-        snapshot(providers, routes),
-        {"a": FakeProvider("a"), "b": FakeProvider("b")},
-        breaker_storage=storage,
-    )
-    assert names == ["a/m", "b/m"]
+    def publish(self, provider: str, model: str, state: str, opened_at: float) -> None:
+        self.published.append((provider, model, state, opened_at))
+        for router in self.routers:
+            router.apply_peer_transition(provider, model, state, opened_at)
 
 
-async def test_shared_storage_open_elsewhere_is_adopted(
+async def test_transitions_go_to_peers_and_peers_apply_them(
     make_router: MakeRouter, clock: FakeClock
 ) -> None:
-    """A breaker opened by another worker (shared storage) is seen as open here."""
-    shared: dict[str, pybreaker.CircuitMemoryStorage] = {}
-
-    def storage(name: str) -> pybreaker.CircuitBreakerStorage:
-        return shared.setdefault(name, pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED))
-
     providers, routes = two_targets()
-    a = FakeProvider("a", default=fail(UpstreamFailure.CONNECT))
     snap = snapshot(providers, routes)
-    one = make_router(snap, {"a": a, "b": FakeProvider("b")}, breaker_storage=storage)
+    peers = Peers()
+    a = FakeProvider("a", default=fail(UpstreamFailure.CONNECT))
+    one = make_router(snap, {"a": a, "b": FakeProvider("b")}, peers=peers)
     other_a = FakeProvider("a")
-    other = make_router(snap, {"a": other_a, "b": FakeProvider("b")}, breaker_storage=storage)
+    observer = RecordingObserver()
+    other = make_router(snap, {"a": other_a, "b": FakeProvider("b")}, observer=observer)
+    peers.routers.append(other)
     res = one.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
     for _ in range(3):
         await one.chat(res, chat_request(), context(clock))
+    assert [(p, m, s) for p, m, s, _ in peers.published] == [("a", "m", "open")]
+    assert abs(peers.published[0][3] - time.time()) < 60  # wall clock on the wire
+    # The peer adopted it: open, counted from the same opening, without any call of its own.
+    assert target(other, "a").breaker_state is BreakerState.OPEN
+    assert observer.transitions == [("a", "m", "closed", "open")]
     res2 = other.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
     result = await other.chat(res2, chat_request(), context(clock))
     assert result.attempts[0].outcome is AttemptOutcome.CIRCUIT_OPEN
     assert other_a.upstream_calls() == 0
+    # Peer transitions are not published again (no echo between replicas).
+    assert len(peers.published) == 1
 
 
-async def test_result_after_another_worker_opened_is_ignored(
+async def test_a_peer_probing_keeps_this_replica_out_until_its_verdict(
     make_router: MakeRouter, clock: FakeClock
 ) -> None:
-    """A call in flight when another worker opens the shared breaker ends without error."""
-    shared: dict[str, pybreaker.CircuitMemoryStorage] = {}
-
-    def storage(name: str) -> pybreaker.CircuitBreakerStorage:
-        return shared.setdefault(name, pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED))
-
     providers, routes = two_targets()
-    snap = snapshot(providers, routes)
+    a = FakeProvider("a")
+    router = make_router(snapshot(providers, routes), {"a": a, "b": FakeProvider("b")})
+    res = router.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
+    router.apply_peer_transition("a", "m", "open", time.time() - 12.0)
+    assert target(router, "a").available  # opened 12 s ago: the 10 s timeout has passed
+    router.apply_peer_transition("a", "m", "half_open", 0.0)
+    result = await router.chat(res, chat_request(), context(clock))
+    assert result.attempts[0].outcome is AttemptOutcome.CIRCUIT_OPEN
+    assert a.upstream_calls() == 0
+    router.apply_peer_transition("a", "m", "closed", 0.0)
+    result = await router.chat(res, chat_request(), context(clock))
+    assert result.provider == "a"
+    # A peer that never reports back holds this replica off one reset timeout at most.
+    router.apply_peer_transition("a", "m", "half_open", 0.0)
+    clock.advance(10.0)
+    result = await router.chat(res, chat_request(), context(clock))
+    assert result.provider == "a"
+    assert target(router, "a").breaker_state is BreakerState.CLOSED
+    router.apply_peer_transition("nobody", "m", "open", time.time())  # unknown: ignored
+    router.apply_peer_transition("a", "m", "sideways", 0.0)  # unknown state: ignored
+
+
+async def test_result_after_a_peer_opened_is_ignored(
+    make_router: MakeRouter, clock: FakeClock
+) -> None:
+    """A call in flight when a peer opens the breaker ends without counting twice."""
+    providers, routes = two_targets()
+    peers = Peers()
     slow_a = FakeProvider("a", default=fail(UpstreamFailure.CONNECT))
     slow_a.gate = asyncio.Event()
-    one = make_router(snap, {"a": slow_a, "b": FakeProvider("b")}, breaker_storage=storage)
-    other = make_router(
-        snap,
-        {"a": FakeProvider("a", default=fail(UpstreamFailure.CONNECT)), "b": FakeProvider("b")},
-        breaker_storage=storage,
+    router = make_router(
+        snapshot(providers, routes), {"a": slow_a, "b": FakeProvider("b")}, peers=peers
     )
-    res = one.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
-    in_flight = asyncio.create_task(one.chat(res, chat_request(), context(clock)))
+    res = router.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
+    in_flight = asyncio.create_task(router.chat(res, chat_request(), context(clock)))
     while slow_a.entered == 0:
         await asyncio.sleep(0)
-    res2 = other.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
-    for _ in range(3):
-        await other.chat(res2, chat_request(), context(clock))
-    assert shared["a/m"].state == pybreaker.STATE_OPEN
+    router.apply_peer_transition("a", "m", "open", time.time())
     slow_a.gate.set()
     result = await in_flight
     assert result.provider == "b"
-    assert target(one, "a").breaker_state is BreakerState.OPEN
+    health = target(router, "a")
+    assert health.breaker_state is BreakerState.OPEN
+    assert health.consecutive_failures == 0
+    assert peers.published == []

@@ -54,7 +54,9 @@ async def test_full_queue_moves_on_then_resource_exhausted(
         await router.chat(only, chat_request(), context(clock))
     assert isinstance(info.value, ConcurrencyLimited)
     assert info.value.reason == "CONCURRENCY_LIMITED"
-    assert info.value.metadata == {"provider": "gpu"}
+    # ErrorInfo names the provider's limits; RetryInfo says when a slot may be free.
+    assert info.value.metadata == {"provider": "gpu", "max_in_flight": "1", "max_queue": "0"}
+    assert info.value.retry_after_s is not None and info.value.retry_after_s > 0
     assert router.health_view().providers[0].in_flight == 1
     gpu.gate.set()
     assert (await busy).provider == "gpu"
@@ -113,6 +115,7 @@ async def test_weighted_balancing_follows_weights(
     counts: collections.Counter[str] = collections.Counter()
     for _ in range(400):
         counts[(await router.chat(res, chat_request(), context(clock))).provider] += 1
+        await asyncio.sleep(0)  # fake calls never suspend: let the loop breathe
     assert counts["backup"] == 0
     assert 240 < counts["h1"] < 360  # 3:1 of 400 = 300
     assert counts["h1"] + counts["h2"] == 400

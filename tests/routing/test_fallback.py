@@ -29,6 +29,7 @@ from tests.routing.fakes import (
     FakeClock,
     FakeProvider,
     RecordingObserver,
+    RecordingSink,
     chat_request,
     context,
     fail,
@@ -255,3 +256,37 @@ async def test_cancelled_call_counts_nothing(make_router: MakeRouter, clock: Fak
     assert health.consecutive_failures == 0
     assert health.window_calls == 0
     assert router.health_view().providers[0].in_flight == 0
+
+
+async def test_every_attempt_reaches_the_call_record_cancellation_included(
+    make_router: MakeRouter, clock: FakeClock
+) -> None:
+    providers, routes = chain("a", "b", "c")
+    a = FakeProvider("a", default=fail(UpstreamFailure.SERVER_ERROR))
+    b, c = FakeProvider("b"), FakeProvider("c")
+    router = make_router(snapshot(providers, routes), {"a": a, "b": b, "c": c})
+    res = router.resolve(model="chat", task=None, privacy=None, principal=ANONYMOUS)
+    sink = RecordingSink()
+    result = await router.chat(res, chat_request(), context(clock, attempts=sink))
+    assert sink.ended == list(result.attempts)
+    assert [r.outcome for r in sink.ended] == [
+        AttemptOutcome.UPSTREAM_ERROR,
+        AttemptOutcome.SUCCESS,
+    ]
+    assert sink.ended[1].usage is not None and sink.ended[1].usage.completion_tokens == 4
+
+    b.gate = asyncio.Event()  # b holds the next call in flight; the caller goes away
+    cancelled = RecordingSink()
+    task = asyncio.create_task(router.chat(res, chat_request(), context(clock, attempts=cancelled)))
+    while b.entered < 2:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled.balanced
+    assert [(r.provider, r.outcome) for r in cancelled.ended] == [
+        ("a", AttemptOutcome.UPSTREAM_ERROR),
+        ("b", AttemptOutcome.CANCELLED),
+    ]
+    assert c.upstream_calls() == 0
+    assert all(t.in_flight == 0 for t in router.health_view().targets)

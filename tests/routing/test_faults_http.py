@@ -32,8 +32,16 @@ from llm_gateway_server.providers.openai_compatible import OpenAICompatibleProvi
 from llm_gateway_server.routing.breakers import BreakerState
 from llm_gateway_server.routing.results import StreamSummary
 from llm_gateway_server.routing.router import Router
+from llm_gateway_server.routing.routes import Resolution
 from tests.fakes import Behaviour, FakeOpenAI, Fault
-from tests.routing.fakes import RecordingObserver, chat_request, context, local, snapshot
+from tests.routing.fakes import (
+    RecordingObserver,
+    chat_request,
+    context,
+    local,
+    snapshot,
+    stream_all,
+)
 
 RESET_S = 0.2
 
@@ -98,11 +106,8 @@ async def rig(
             await secondary.wait_no_connections(timeout=2.0)
 
 
-async def collect(stream) -> tuple[list[ChatDelta], StreamSummary]:  # type: ignore[no-untyped-def]
-    async with contextlib.aclosing(stream) as items:
-        got = [item async for item in items]
-    assert isinstance(got[-1], StreamSummary)
-    return got[:-1], got[-1]
+async def collect(r: Rig, res: Resolution) -> tuple[list[ChatDelta], StreamSummary]:
+    return await stream_all(r.router, res, chat_request(), context(time.monotonic))
 
 
 FAULTS = {
@@ -146,9 +151,7 @@ async def test_fault_falls_back_and_opens_the_breaker(fault: str, mode: str) -> 
             attempts, provider = result.attempts, result.provider
             assert result.answer.content == "Hello from the fake."
         else:
-            deltas, summary = await collect(
-                r.router.stream(res, chat_request(), context(time.monotonic))
-            )
+            deltas, summary = await collect(r, res)
             attempts, provider = summary.attempts, summary.provider
             assert "".join(d.content for d in deltas) == "Hello from the fake."
             assert not summary.cut
@@ -192,9 +195,7 @@ async def test_short_retry_after_is_honoured_on_the_same_target() -> None:
 async def test_sse_cut_mid_stream(cut_after: int, falls_back: bool) -> None:
     async with rig() as r:
         r.primary.behaviour = Behaviour(fault=Fault.CUT_STREAM, cut_after=cut_after)
-        deltas, summary = await collect(
-            r.router.stream(r.resolve(), chat_request(), context(time.monotonic))
-        )
+        deltas, summary = await collect(r, r.resolve())
         if falls_back:  # cut before any text: the secondary answers instead
             assert summary.provider == "secondary"
             assert not summary.cut
@@ -211,9 +212,7 @@ async def test_sse_cut_mid_stream(cut_after: int, falls_back: bool) -> None:
 async def test_malformed_chunk_after_text_cuts_the_stream() -> None:
     async with rig() as r:
         r.primary.behaviour = Behaviour(fault=Fault.MALFORMED, reasoning="thinking")
-        _, summary = await collect(
-            r.router.stream(r.resolve(), chat_request(), context(time.monotonic))
-        )
+        _, summary = await collect(r, r.resolve())
         # Frame 0 is the role chunk; the garbage comes before frame 1, before any text.
         assert summary.provider == "secondary"
         assert summary.attempts[0].outcome is AttemptOutcome.UPSTREAM_ERROR
@@ -223,7 +222,7 @@ async def test_client_cancel_closes_the_upstream_stream() -> None:
     async with rig() as r:
         hold = asyncio.Event()
         r.primary.behaviour = Behaviour(hold=hold)
-        stream = r.router.stream(r.resolve(), chat_request(), context(time.monotonic))
+        stream = await r.router.open_stream(r.resolve(), chat_request(), context(time.monotonic))
         first = await anext(stream)
         assert isinstance(first, ChatDelta) and first.content == "Hello "
         assert r.primary.open_connections == 1

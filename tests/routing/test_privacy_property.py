@@ -7,12 +7,11 @@ of strict, under which a FLEXIBLE request is served too but, like STRICT, only l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
-import pybreaker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,14 +134,12 @@ def build(s: Scenario, clock: FakeClock) -> tuple[Router, dict[str, ScriptedProv
     shared = list(s.script)
     fakes = {name: ScriptedProvider(name, shared) for name in providers_cfg}
 
-    def storage(name: str) -> pybreaker.CircuitBreakerStorage:
-        provider = name.split("/", 1)[0]
-        opened = int(provider[1:]) in s.open_at_start
-        return pybreaker.CircuitMemoryStorage(
-            pybreaker.STATE_OPEN if opened else pybreaker.STATE_CLOSED
-        )
-
-    router = Router(snapshot(providers_cfg, routes), fakes, clock=clock, breaker_storage=storage)
+    router = Router(snapshot(providers_cfg, routes), fakes, clock=clock)
+    listed = [*shape["targets"], *shape.get("flexible", ())]
+    for target in listed:
+        if int(str(target["provider"])[1:]) in s.open_at_start:
+            # Open from the start, as a peer replica would have reported it.
+            router.apply_peer_transition(target["provider"], target["model"], "open", time.time())
     return router, fakes
 
 
@@ -165,11 +162,13 @@ async def run(router: Router, s: Scenario, clock: FakeClock, privacy: Privacy) -
                     (await router.embed(res, EmbedRequest(inputs=("x",)), ctx)).provider
                 )
             else:
-                async with contextlib.aclosing(router.stream(res, chat_request(), ctx)) as items:
-                    async for item in items:
-                        provider = getattr(item, "provider", None)
-                        if provider is not None:
-                            answered.append(provider)
+                stream = await router.open_stream(res, chat_request(), ctx)
+                try:
+                    async for _ in stream:
+                        pass
+                finally:
+                    await stream.aclose()
+                answered.append(stream.provider)
         except GatewayError:
             pass
     await router.aclose()

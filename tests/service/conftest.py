@@ -78,3 +78,8 @@ async def upstream() -> AsyncIterator[FakeOpenAI]:
 async def gateway(start_gateway: Start, upstream: FakeOpenAI) -> Running:
     """A gateway whose routes go to ``upstream``."""
     return await start_gateway(config_for(upstream.base_url))
+
+
+@pytest.fixture(autouse=True)
+def _loop_watch(no_slow_callbacks: None) -> None:
+    """Every service test fails if anything blocks the gateway's event loop (see loop_watch)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -32,8 +33,10 @@ def _request() -> chat_pb2.ChatRequest:
 async def test_tls_serves_and_refuses_plaintext(
     start_gateway: Start, upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
-    ca = trustme.CA()
-    gw = await start_gateway(_tls_config(upstream, tmp_path, ca, mutual=False))
+    ca = await asyncio.to_thread(trustme.CA)  # key generation: off the loop
+    gw = await start_gateway(
+        await asyncio.to_thread(_tls_config, upstream, tmp_path, ca, mutual=False)
+    )
     creds = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
     async with grpc.aio.secure_channel(gw.address, creds) as channel:
         answer = await gateway_service_pb2_grpc.GatewayServiceStub(channel).Chat(
@@ -48,9 +51,11 @@ async def test_tls_serves_and_refuses_plaintext(
 async def test_mutual_tls_requires_a_client_certificate(
     start_gateway: Start, upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
-    ca = trustme.CA()
-    gw = await start_gateway(_tls_config(upstream, tmp_path, ca, mutual=True))
-    client = ca.issue_cert("client.example")
+    ca = await asyncio.to_thread(trustme.CA)  # key generation: off the loop
+    gw = await start_gateway(
+        await asyncio.to_thread(_tls_config, upstream, tmp_path, ca, mutual=True)
+    )
+    client = await asyncio.to_thread(ca.issue_cert, "client.example")
     with_cert = grpc.ssl_channel_credentials(
         root_certificates=ca.cert_pem.bytes(),
         private_key=client.private_key_pem.bytes(),

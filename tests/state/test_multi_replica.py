@@ -26,7 +26,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc
+from llmgateway.v1 import chat_pb2, gateway_service_pb2_grpc, models_pb2
 from tests.fakes import Behaviour, FakeOpenAI, Fault
 from tests.state.redis_server import RedisServer
 
@@ -200,6 +200,13 @@ async def cluster(redis_server: RedisServer, workdir: Path) -> AsyncIterator[Clu
                 _stop(replica)
 
 
+async def _breaker(replica: Replica, provider: str) -> int:
+    health = await replica.stub.Health(
+        models_pb2.HealthRequest(), timeout=5, metadata=(("authorization", f"Bearer {MAIN_KEY}"),)
+    )
+    return next(t.breaker_state for t in health.targets if t.provider == provider)
+
+
 def _reason(error: grpc.aio.AioRpcError) -> str:
     status = rpc_status.from_call(error)
     assert status is not None, error.details()
@@ -247,6 +254,10 @@ async def test_a_breaker_opened_through_one_replica_is_open_in_the_other(
         assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
     upstream_calls = len(cluster.broken.requests)
     assert upstream_calls == 2
+    # Shared asynchronously (never on the request path): replica two has it within a second.
+    async with asyncio.timeout(1.0):
+        while await _breaker(cluster.two, "broken") != models_pb2.BREAKER_STATE_OPEN:
+            await asyncio.sleep(0.02)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await cluster.two.chat(MAIN_KEY, "fragile after", route="fragile")
     assert refused.value.code() is grpc.StatusCode.UNAVAILABLE

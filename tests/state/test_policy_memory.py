@@ -231,10 +231,10 @@ async def test_swap_changes_cache_settings() -> None:
     assert admission.cache_key is None
 
 
-async def test_memory_mode_has_no_breaker_storage() -> None:
+async def test_memory_mode_shares_no_breakers() -> None:
     state = await build_state(make_snapshot())
     assert state.backend == "memory"
-    assert state.breaker_storage("local/x") is None
+    assert state.breaker_peers is None
     await state.aclose()
 
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import orjson
-import pybreaker
 import pytest
 import redis.asyncio
 
@@ -115,62 +114,6 @@ async def test_limits_fail_closed_when_configured_then_recover(
     await wait_past_retry()
     await state.policy.admit(limited, "chat", chat(temperature=None))
     await state.policy.admit(budgeted, "paid", chat(temperature=None))
-
-
-def failing() -> None:
-    raise ConnectionError("upstream down")
-
-
-def breaker(state: GatewayState, name: str = "local/x") -> pybreaker.CircuitBreaker:
-    return pybreaker.CircuitBreaker(
-        fail_max=2, reset_timeout=30, state_storage=state.breaker_storage(name), name=name
-    )
-
-
-def trip(target: pybreaker.CircuitBreaker) -> None:
-    for _ in range(2):
-        with pytest.raises((ConnectionError, pybreaker.CircuitBreakerError)):
-            target.call(failing)
-
-
-async def test_a_breaker_opened_through_one_replica_is_open_in_the_other(
-    replicas: StateFactory,
-) -> None:
-    one, two = await replicas(), await replicas()
-    on_one, on_two = breaker(one), breaker(two)
-    assert on_two.current_state == pybreaker.STATE_CLOSED
-    trip(on_one)
-    assert on_one.current_state == pybreaker.STATE_OPEN
-    assert on_two.current_state == pybreaker.STATE_OPEN
-    with pytest.raises(pybreaker.CircuitBreakerError):
-        on_two.call(lambda: "never called")
-    assert breaker(two, "other/y").current_state == pybreaker.STATE_CLOSED
-
-
-async def test_breakers_fall_back_to_local_state_and_recover(
-    replicas: StateFactory, own_redis: RedisServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="llm_gateway_server.state")
-    one, two = await replicas(), await replicas()
-    on_one, on_two = breaker(one), breaker(two)
-    assert on_one.call(lambda: "ok") == "ok"
-
-    own_redis.stop()
-    assert on_one.call(lambda: "still ok") == "still ok"  # local state, no exception
-    trip(on_one)
-    assert on_one.current_state == pybreaker.STATE_OPEN  # opened locally
-    assert outage_lines(caplog) == (1, 0)  # once, however many breaker calls failed
-    assert on_two.current_state == pybreaker.STATE_CLOSED  # not shared while Redis is down
-    assert outage_lines(caplog) == (2, 0)  # replica two noticed too: one line each
-
-    own_redis.restart()
-    await wait_past_retry()
-    # Back on Redis (restarted empty): shared again.
-    assert on_two.current_state == pybreaker.STATE_CLOSED
-    trip(on_two)
-    assert on_one.current_state == pybreaker.STATE_OPEN
-    assert on_two.current_state == pybreaker.STATE_OPEN
-    assert outage_lines(caplog) == (2, 2)
 
 
 async def test_keys_seen_before_keep_working_while_redis_is_down(own_redis: RedisServer) -> None:

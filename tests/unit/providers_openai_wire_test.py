@@ -240,7 +240,7 @@ def test_reasoning_only_and_empty_answers() -> None:
     assert only.finish_reason is FinishReason.REASONING_ONLY
     with pytest.raises(UpstreamError) as err:
         parse_chat_answer(answer({"content": None}))
-    assert err.value.failure is UpstreamFailure.EMPTY_ANSWER and err.value.retryable
+    assert err.value.failure is UpstreamFailure.EMPTY_ANSWER and not err.value.caller_caused
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,6 @@ from llm_gateway_server.config.server import TlsConfig
 from llm_gateway_server.gateway import Gateway
 from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.providers.registry import build_provider
-from llm_gateway_server.routing.breakers import memory_storage
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
@@ -97,6 +96,7 @@ class GatewayServer:
         """Start telemetry, routing's probes and the gRPC server; report health."""
         await self.telemetry.start()
         await self.router.start()
+        await self.state.start(on_peer_transition=self.router.apply_peer_transition)
         await self.server.start()
         if self.http is not None:
             await self.http.start()
@@ -227,8 +227,7 @@ async def build_server(
         snapshot,
         providers,
         observer=telemetry.observer,
-        # Redis-backed breakers when state is shared; the router's own memory storage otherwise.
-        breaker_storage=lambda name: state.breaker_storage(name) or memory_storage(name),
+        peers=state.breaker_peers,
         on_readiness=lambda ready: holder[0].on_readiness(ready) if holder else None,
     )
     gateway = Gateway(snapshot, router, state)

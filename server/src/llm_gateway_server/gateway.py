@@ -8,7 +8,6 @@ limits, budget reservation, cache lookup) -> route (fallback, breakers, retries)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from llm_gateway_server.core.types import (
     ToolCallDelta,
     Usage,
 )
-from llm_gateway_server.routing.results import ChatResult, StreamSummary
+from llm_gateway_server.routing.results import ChatResult
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.routing.routes import Resolution, check_provider_options
 from llm_gateway_server.routing.views import HealthView, RouteView
@@ -282,20 +281,20 @@ class Gateway:
         # recording in traces; otherwise deltas pass straight through.
         collect = admission.cache_key is not None or scope.records_content
         collector = AnswerBuilder() if collect else None
-        summary: StreamSummary | None = None
         try:
-            async with contextlib.aclosing(self._router.stream(resolution, request, ctx)) as events:
-                async for event in events:
-                    if isinstance(event, StreamSummary):
-                        summary = event
-                        break
+            routed = await self._router.open_stream(resolution, request, ctx)
+            try:
+                async for event in routed:
                     if collector is not None:
                         collector.add(event)
                     yield event
+            finally:
+                await routed.aclose()
         except BaseException as exc:
             await self._state.policy.fail(admission, error_reason=_reason(exc))
             raise
-        if summary is None:  # pragma: no cover - routing always ends with a summary
+        summary = routed.summary
+        if summary is None:  # pragma: no cover - aclose always leaves a summary
             raise AssertionError("routing ended a stream without a summary")
         cost: float | None = None
         if summary.error is not None:

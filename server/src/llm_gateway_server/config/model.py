@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from llm_gateway_server.config.auth import AuthConfig
 from llm_gateway_server.config.cache import CacheConfig
 from llm_gateway_server.config.http import HttpConfig
-from llm_gateway_server.config.providers import ProviderConfig
+from llm_gateway_server.config.providers import ProviderConfigByKind
 from llm_gateway_server.config.routes import RouteConfig
 from llm_gateway_server.config.server import ServerConfig
 from llm_gateway_server.config.state import StateConfig
@@ -21,7 +21,7 @@ class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     server: ServerConfig = Field(default_factory=ServerConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    providers: dict[str, ProviderConfigByKind] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)

@@ -1,11 +1,28 @@
-"""The ``providers:`` section: upstream APIs and how to reach them."""
+"""The ``providers:`` section: upstream APIs and how to reach them, one config type per kind.
+
+``ProviderConfig`` holds every option (so code reading a provider's config needs one type);
+what a config file loads is one of its per-kind subclasses, picked by ``kind`` (a tagged
+union, as TensorZero's ``model.rs`` has): ``NativeProviderConfig`` for the kinds the native
+aiohttp adapter serves, ``LiteLLMProviderConfig`` for the kinds served through LiteLLM.
+Unknown keys are refused for every kind, and so is an option the kind's adapter cannot
+honour, naming the key, instead of being silently ignored.
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from llm_gateway_server.core.types import Locality
 
@@ -78,7 +95,7 @@ class ModelPrice(BaseModel):
 
 
 class ProviderConfig(BaseModel):
-    """One upstream provider."""
+    """One upstream provider: every option of every kind (see the per-kind subclasses)."""
 
     model_config = _Strict
     kind: ProviderKind
@@ -129,6 +146,12 @@ class ProviderConfig(BaseModel):
     def _check(self) -> ProviderConfig:
         if self.kind is ProviderKind.OPENAI_COMPATIBLE and not self.api_base:
             raise ValueError("api_base is required for kind openai_compatible")
+        if self.api_base and self.api_key_env and _has_userinfo(self.api_base):
+            # Two credentials for one upstream: which one is sent would be a guess.
+            raise ValueError(
+                "api_base carries credentials (user:password@) and api_key_env is set too: "
+                "keep one of api_base's userinfo and api_key_env"
+            )
         return self
 
     @property
@@ -142,3 +165,60 @@ class ProviderConfig(BaseModel):
         if self.probe.enabled is not None:
             return self.probe.enabled
         return self.locality is Locality.LOCAL
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.username is not None or parts.password is not None
+
+
+class NativeProviderConfig(ProviderConfig):
+    """``openai_compatible`` and ``openai``: the native aiohttp adapter honours every option."""
+
+    kind: Literal[ProviderKind.OPENAI_COMPATIBLE, ProviderKind.OPENAI]
+
+
+#: Options only the native adapter honours: it owns the HTTP connection and parses the
+#: SSE stream itself, while LiteLLM does both for its kinds.
+NATIVE_ONLY_OPTIONS = ("connect_timeout_s", "max_connections", "max_event_bytes", "stream_unary")
+
+
+class LiteLLMProviderConfig(ProviderConfig):
+    """``ollama``, ``anthropic``, ``gemini`` and ``litellm``: served through LiteLLM."""
+
+    kind: Literal[
+        ProviderKind.OLLAMA, ProviderKind.ANTHROPIC, ProviderKind.GEMINI, ProviderKind.LITELLM
+    ]
+
+    @field_validator(*NATIVE_ONLY_OPTIONS, mode="before")
+    @classmethod
+    def _native_only(cls, value: object) -> object:
+        # Runs only for keys the file sets (defaults are not validated).
+        raise ValueError(
+            "not supported by the LiteLLM kinds (ollama, anthropic, gemini, litellm): "
+            "only openai_compatible and openai honour it"
+        )
+
+
+_BY_KIND: dict[str, type[ProviderConfig]] = {
+    **{kind.value: NativeProviderConfig for kind in NATIVE_KINDS},
+    **{kind.value: LiteLLMProviderConfig for kind in ProviderKind if kind not in NATIVE_KINDS},
+}
+
+
+def _by_kind(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # The tagged union, dispatched by hand: pydantic's own discriminated union would put the
+    # tag into every error's location ("providers.x.anthropic.stream_unary"), and error
+    # lines must name the key as written in the file.
+    if isinstance(value, dict):
+        kind_class = _BY_KIND.get(str(value.get("kind", "")))
+        if kind_class is not None:
+            return kind_class.model_validate(value)
+    return handler(value)
+
+
+#: The type of one entry of ``providers:``: the per-kind config its ``kind`` names.
+ProviderConfigByKind = Annotated[ProviderConfig, WrapValidator(_by_kind)]

@@ -36,6 +36,9 @@ class ServerConfig(BaseModel):
     drain_delay_s: float = Field(default=1.0, ge=0)
     #: Accept ``provider/model`` in ``model`` besides route names.
     allow_direct_targets: bool = False
+    #: Direct targets whose breaker and statistics are kept at most (least recently used
+    #: first out), so callers naming arbitrary models cannot grow the gateway's memory.
+    max_direct_targets: int = Field(default=256, ge=1)
     #: Privacy for requests, routes and keys that set none.
     default_privacy: PrivacySetting = PrivacySetting.STRICT
     #: Deadline applied when the caller sets none, seconds.

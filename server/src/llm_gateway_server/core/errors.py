@@ -150,6 +150,9 @@ class UpstreamError(GatewayError):
     """A provider call failed. Raised by adapters only; ``message`` must be credential-free."""
 
     default_reason = "ALL_TARGETS_FAILED"
+    #: False when the time ran out on the gateway's own resources (a pooled connection)
+    #: before anything was sent: the upstream did nothing wrong, so no breaker counts it.
+    upstream_fault = True
 
     def __init__(
         self,
@@ -166,11 +169,6 @@ class UpstreamError(GatewayError):
         )
         self.failure = failure
         self.status = status
-
-    @property
-    def retryable(self) -> bool:
-        """True when another attempt (same target later, or the next target) may succeed."""
-        return self.failure not in CALLER_CAUSED
 
     @property
     def caller_caused(self) -> bool:

@@ -236,8 +236,6 @@ class ProviderChatRequest:
     tool_choice: ToolChoice | None = None
     response_format: ResponseFormat | None = None
     sampling: Sampling = field(default_factory=Sampling)
-    #: Extra HTTP headers for the upstream call (W3C trace context).
-    headers: dict[str, str] = field(default_factory=dict)
     #: The caller's provider options; each adapter takes the keys of its kind.
     provider_options: dict[str, Any] = field(default_factory=dict)
 
@@ -249,7 +247,6 @@ class ProviderEmbedRequest:
     model: str
     inputs: tuple[str, ...]
     dimensions: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
     #: As ``ProviderChatRequest.provider_options``.
     provider_options: dict[str, Any] = field(default_factory=dict)
 

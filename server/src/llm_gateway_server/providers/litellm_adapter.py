@@ -193,7 +193,7 @@ class LiteLLMProvider:
             "timeout": timeout_s,
             "num_retries": 0,
             "max_retries": 0,
-            "extra_headers": self._headers(request.headers),
+            "extra_headers": self._headers({}),
         }
         kwargs.update(self._auth())
         if request.dimensions is not None:
@@ -295,6 +295,8 @@ class LiteLLMProvider:
         body = build_chat_body(request, stream=False)
         for key in _STREAM_KEYS:
             body.pop(key, None)
+        # providers.extra_body: LiteLLM forwards parameters it does not know to the upstream.
+        body.update(self._config.extra_body)
         body.update(
             model=self._chat_prefix + request.model,
             timeout=timeout_s,
@@ -303,7 +305,7 @@ class LiteLLMProvider:
             # A parameter one upstream lacks (seed on Anthropic) is dropped, not an error:
             # the same request must work on every target of a route.
             drop_params=True,
-            extra_headers=self._headers(request.headers),
+            extra_headers=self._headers({}),
         )
         body.update(self._auth())
         # Extra keyword arguments (config, then the call's): LiteLLM's ollama_chat puts them

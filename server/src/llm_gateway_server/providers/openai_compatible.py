@@ -128,7 +128,7 @@ class OpenAICompatibleProvider:
         if self._config.stream_unary:
             return await self._chat_by_stream(request, timeout_s=timeout_s)
         body = self._chat_body(request, stream=False)
-        async with self._request("POST", self._chat_url, body, request.headers, timeout_s) as resp:
+        async with self._request("POST", self._chat_url, body, {}, timeout_s) as resp:
             raw = await self._read(resp, body)
         answer = parse_chat_answer(self._loads(raw, body))
         return split_answer(answer, enabled=tags_enabled(self._config))
@@ -163,7 +163,7 @@ class OpenAICompatibleProvider:
         think = StreamSplitter(enabled=tags_enabled(self._config))
         parser = SSEParser(self._config.max_event_bytes)
         limit = self._config.max_response_bytes
-        headers = {**request.headers, "Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream"}
         async with self._request("POST", self._chat_url, body, headers, timeout_s) as resp:
             done = held_open = False
             received = 0
@@ -229,7 +229,7 @@ class OpenAICompatibleProvider:
         """POST /embeddings; vectors come back in input order."""
         body = build_embed_body(request)
         body.update(options_for(self._config.kind, request.provider_options, embedding=True))
-        async with self._request("POST", self._embed_url, body, request.headers, timeout_s) as resp:
+        async with self._request("POST", self._embed_url, body, {}, timeout_s) as resp:
             # A batch of large vectors may exceed the cap for answers: each input adds room.
             extra = len(request.inputs) * _EMBED_BYTES_PER_INPUT
             raw = await self._read(resp, body, extra=extra)

@@ -106,6 +106,8 @@ class PoolWaitTimeout(UpstreamError):
     routing can tell it from an upstream that did not answer (and keep it off the breaker).
     """
 
+    upstream_fault = False
+
     def __init__(self, provider: str, waited_s: float, pool_size: int) -> None:
         super().__init__(
             UpstreamFailure.TIMEOUT,

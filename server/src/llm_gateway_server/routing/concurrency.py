@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from llm_gateway_server.core.errors import DeadlineExceeded, LimitExceeded
 from llm_gateway_server.core.types import AttemptRecord
@@ -14,7 +13,9 @@ class ConcurrencyLimited(LimitExceeded):
     """A provider's wait queue is full (RESOURCE_EXHAUSTED, not UNAVAILABLE).
 
     Raised by the router when the last target it could try was refused for this reason;
-    ``attempts`` is the fallback trace like ``NoTargetLeft.attempts``.
+    ``attempts`` is the fallback trace like ``NoTargetLeft.attempts``. The metadata names
+    the provider and the limits it enforces, and ``retry_after_s`` (RetryInfo) when a slot
+    is likely free again.
     """
 
     default_reason = "CONCURRENCY_LIMITED"
@@ -24,11 +25,14 @@ class ConcurrencyLimited(LimitExceeded):
         message: str,
         *,
         provider: str,
+        limits: Mapping[str, int] | None = None,
         attempts: Sequence[AttemptRecord] = (),
         retry_after_s: float | None = None,
     ) -> None:
-        super().__init__(message, metadata={"provider": provider}, retry_after_s=retry_after_s)
+        metadata = {"provider": provider, **{k: str(v) for k, v in (limits or {}).items()}}
+        super().__init__(message, metadata=metadata, retry_after_s=retry_after_s)
         self.provider = provider
+        self.limits = dict(limits or {})
         self.attempts = tuple(attempts)
 
 
@@ -55,9 +59,8 @@ class ProviderLimiter:
         """True when this limiter already enforces these limits (kept across reloads)."""
         return (self.max_in_flight, self.max_queue) == (max_in_flight, max_queue)
 
-    @contextlib.asynccontextmanager
-    async def slot(self, deadline: float) -> AsyncIterator[None]:
-        """Hold one slot for the body; raise ``LimitExceeded`` when the queue is full.
+    async def acquire(self, deadline: float) -> None:
+        """Take one slot; give it back with ``release``.
 
         Raises:
             ConcurrencyLimited: ``max_queue`` calls are already waiting.
@@ -66,12 +69,12 @@ class ProviderLimiter:
         if self._sem is not None:
             await self._acquire(self._sem, deadline)
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            if self._sem is not None:
-                self._sem.release()
+
+    def release(self) -> None:
+        """Give back the slot taken by ``acquire``."""
+        self.in_flight -= 1
+        if self._sem is not None:
+            self._sem.release()
 
     async def _acquire(self, sem: asyncio.Semaphore, deadline: float) -> None:
         if not sem.locked():
@@ -83,6 +86,7 @@ class ProviderLimiter:
                 f"{self.queued} waiting (max_in_flight {self.max_in_flight}, "
                 f"max_queue {self.max_queue})",
                 provider=self.provider,
+                limits={"max_in_flight": self.max_in_flight, "max_queue": self.max_queue},
             )
         remaining = deadline - self._clock()
         if remaining <= 0:

@@ -39,7 +39,6 @@ class RetryDecision:
 
     retry: bool
     delay_s: float = 0.0
-    why_not: str = ""
 
 
 def plan_retry(
@@ -66,15 +65,15 @@ def plan_retry(
     longer than ``max_delay_s`` or than the time left moves on instead of sleeping.
     """
     if error.failure not in RETRY_SAME_TARGET:
-        return RetryDecision(False, why_not=f"{error.failure.value} is not retried in place")
+        return RetryDecision(False)
     if tries >= retry.max_attempts:
-        return RetryDecision(False, why_not="retries exhausted")
+        return RetryDecision(False)
     delay = backoff_s(retry, tries, rng)
     if error.retry_after_s is not None:
         if error.retry_after_s > retry.max_delay_s or error.retry_after_s >= remaining_s:
-            return RetryDecision(False, why_not="Retry-After too long")
+            return RetryDecision(False)
         delay = max(delay, error.retry_after_s)
     needed = delay + max(typical_s or 0.0, RETRY_FLOOR_S)
     if needed >= remaining_s:
-        return RetryDecision(False, why_not="a retry would not finish before the deadline")
+        return RetryDecision(False)
     return RetryDecision(True, delay)

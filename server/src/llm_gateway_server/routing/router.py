@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-
-import pybreaker
+from collections.abc import Callable, Mapping
 
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.core.types import (
     CallContext,
-    ChatDelta,
     ChatRequest,
     EmbedRequest,
-    FinishReason,
     Principal,
     Privacy,
     Sampling,
     Task,
 )
 from llm_gateway_server.providers.base import Provider
-from llm_gateway_server.routing.attempts import CallAttempts
-from llm_gateway_server.routing.breakers import BreakerState, TargetBreaker, memory_storage
-from llm_gateway_server.routing.fallback import ChatOp, EmbedOp, run_unary
+from llm_gateway_server.routing import engine
+from llm_gateway_server.routing.breakers import BreakerPeers, BreakerState, Transition
+from llm_gateway_server.routing.call import Call
 from llm_gateway_server.routing.observer import NoopObserver, RoutingObserver
+from llm_gateway_server.routing.ops import ChatOp, EmbedOp
 from llm_gateway_server.routing.privacy import ceiling, default_privacy, locality_permitted
 from llm_gateway_server.routing.probes import ProbeRunner
-from llm_gateway_server.routing.results import (
-    ChatResult,
-    EmbedResult,
-    RoutedStream,
-    StreamSummary,
-)
+from llm_gateway_server.routing.results import ChatResult, EmbedResult, RoutedStream
 from llm_gateway_server.routing.routes import Resolution, resolve
-from llm_gateway_server.routing.streaming import run_stream
+from llm_gateway_server.routing.stream import StreamOp
 from llm_gateway_server.routing.table import RoutingTable, build_table
 from llm_gateway_server.routing.targets import TargetState
 from llm_gateway_server.routing.usability import unusable_reason
@@ -48,6 +39,8 @@ from llm_gateway_server.routing.views import (
     TargetHealth,
     TargetView,
 )
+
+_STATES = frozenset(s.value for s in BreakerState)
 
 
 class Router:
@@ -64,7 +57,7 @@ class Router:
         providers: Mapping[str, Provider],
         *,
         observer: RoutingObserver | None = None,
-        breaker_storage: Callable[[str], pybreaker.CircuitBreakerStorage] | None = None,
+        peers: BreakerPeers | None = None,
         on_readiness: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -75,15 +68,15 @@ class Router:
             snapshot: The validated config in force.
             providers: Adapters by provider name (disabled providers may be missing).
             observer: Receives attempts, fallbacks and breaker transitions.
-            breaker_storage: Builds each breaker's storage from ``provider/model``
-                (the state layer passes a Redis-backed one); default: in memory.
+            peers: Where breaker transitions go for other replicas (the state layer's
+                breaker sharing, with Redis); ``None``: this replica alone.
             on_readiness: Called with the new readiness whenever it changes (and once
                 from ``start``).
             clock: Monotonic seconds; ``CallContext.deadline`` is on this clock.
             rng: Source of jitter and weighted choice (tests pass a seeded one).
         """
         self._observer: RoutingObserver = observer or NoopObserver()
-        self._storage = breaker_storage or memory_storage
+        self._peers = peers
         self._on_readiness = on_readiness
         self._clock = clock
         self._rng = rng or random.Random()
@@ -103,7 +96,6 @@ class Router:
             snapshot,
             dict(providers),
             previous=previous,
-            storage=self._storage,
             clock=self._clock,
             on_transition=self._breaker_changed,
         )
@@ -128,14 +120,9 @@ class Router:
         """
         return resolve(self._table, model=model, task=task, privacy=privacy, principal=principal)
 
-    @property
-    def direct_targets_allowed(self) -> bool:
-        """True when ``provider/model`` names are accepted besides route names."""
-        return self._table.snapshot.config.server.allow_direct_targets
-
     # -- calls --------------------------------------------------------------------------
 
-    def _calls(
+    def _call(
         self,
         resolution: Resolution,
         ctx: CallContext,
@@ -143,8 +130,8 @@ class Router:
         operation: str,
         streaming: bool,
         sampling: Sampling | None,
-    ) -> CallAttempts:
-        return CallAttempts(
+    ) -> Call:
+        return Call(
             resolution,
             ctx,
             table=resolution.table or self._table,
@@ -167,48 +154,36 @@ class Router:
             ConcurrencyLimited: the last target's wait queue was full (RESOURCE_EXHAUSTED).
             DeadlineExceeded: ``ctx.deadline`` passed.
         """
-        calls = self._calls(
+        call = self._call(
             resolution, ctx, operation="chat", streaming=False, sampling=request.sampling
         )
-        calls.check_task(embedding=False)
-        answer, target = await run_unary(calls, ChatOp(request))
+        call.check_task(embedding=False)
+        answer, target = await engine.run(call, ChatOp(request))
         return ChatResult(
-            answer, resolution.route, target.provider, target.model, tuple(calls.attempts)
+            answer, resolution.route, target.provider, target.model, tuple(call.records)
         )
-
-    def stream(
-        self, resolution: Resolution, request: ChatRequest, ctx: CallContext
-    ) -> AsyncGenerator[ChatDelta | StreamSummary, None]:
-        """Payload deltas, then exactly one ``StreamSummary``.
-
-        Fallback happens only before the first payload delta; errors before it are raised
-        from the iterator like ``chat``'s. A later upstream failure yields a summary with
-        ``cut=True`` and ``error=StreamInterrupted``. Close the iterator (``aclose``) to
-        cancel: the upstream request is closed at once.
-        """
-        calls = self._calls(
-            resolution, ctx, operation="chat", streaming=True, sampling=request.sampling
-        )
-        return _checked_stream(calls, request)
 
     async def open_stream(
         self, resolution: Resolution, request: ChatRequest, ctx: CallContext
     ) -> RoutedStream:
-        """A committed stream (see ``RoutedStream``): fallback runs until the first delta.
-
-        Interim: wraps ``stream``; the attempt engine replaces both.
-        """
-        return await _GeneratorStream.open(resolution.route, self.stream(resolution, request, ctx))
+        """A committed stream (see ``RoutedStream``): fallback runs until a target produced
+        its first payload delta; errors before that are raised here, as ``chat``'s are."""
+        call = self._call(
+            resolution, ctx, operation="chat", streaming=True, sampling=request.sampling
+        )
+        call.check_task(embedding=False)
+        stream, _ = await engine.run(call, StreamOp(request))
+        return stream
 
     async def embed(
         self, resolution: Resolution, request: EmbedRequest, ctx: CallContext
     ) -> EmbedResult:
         """One vector per input, falling back like ``chat``."""
-        calls = self._calls(resolution, ctx, operation="embeddings", streaming=False, sampling=None)
-        calls.check_task(embedding=True)
-        answer, target = await run_unary(calls, EmbedOp(request))
+        call = self._call(resolution, ctx, operation="embeddings", streaming=False, sampling=None)
+        call.check_task(embedding=True)
+        answer, target = await engine.run(call, EmbedOp(request))
         return EmbedResult(
-            answer, resolution.route, target.provider, target.model, tuple(calls.attempts)
+            answer, resolution.route, target.provider, target.model, tuple(call.records)
         )
 
     # -- views --------------------------------------------------------------------------
@@ -308,10 +283,17 @@ class Router:
         if self._on_readiness is not None:
             self._on_readiness(ready)
 
-    def _breaker_changed(
-        self, breaker: TargetBreaker, old: BreakerState, new: BreakerState
-    ) -> None:
-        self._observer.breaker_transition(breaker.provider, breaker.model, old.value, new.value)
+    def _breaker_changed(self, transition: Transition) -> None:
+        breaker, new = transition.breaker, transition.new
+        self._observer.breaker_transition(
+            breaker.provider, breaker.model, transition.old.value, new.value
+        )
+        if self._peers is not None and not transition.remote:
+            opened = breaker.opened_at
+            # Peers run on other monotonic clocks: the wire carries wall-clock time.
+            wall = time.time() - (self._clock() - opened) if opened is not None else 0.0
+            opened_wall = wall if new is BreakerState.OPEN else 0.0
+            self._peers.publish(breaker.provider, breaker.model, new.value, opened_wall)
         if new is BreakerState.OPEN:
             # An open breaker becomes usable again when its reset timeout passes, without
             # any event: look again then, or readiness could stay false for good.
@@ -322,78 +304,23 @@ class Router:
             if loop is not None:
                 now = loop.time()
                 self._timers = {h for h in self._timers if h.when() > now}
-                delay = breaker.config.reset_timeout_s
+                delay = breaker.open_remaining_s()
                 self._timers.add(loop.call_later(delay, self._check_readiness))
         self._check_readiness()
 
-
-async def _checked_stream(
-    calls: CallAttempts, request: ChatRequest
-) -> AsyncGenerator[ChatDelta | StreamSummary, None]:
-    calls.check_task(embedding=False)
-    async with contextlib.aclosing(run_stream(calls, request)) as items:
-        async for item in items:
-            yield item
-
-
-class _GeneratorStream:
-    """``RoutedStream`` over the generator of ``run_stream`` (interim, see ``open_stream``)."""
-
-    def __init__(
-        self,
-        route: str,
-        items: AsyncGenerator[ChatDelta | StreamSummary, None],
-        first: ChatDelta | StreamSummary,
+    def apply_peer_transition(
+        self, provider: str, model: str, state: str, opened_at: float
     ) -> None:
-        self.route = route
-        self._items = items
-        self._first: ChatDelta | StreamSummary | None = first
-        self._summary: StreamSummary | None = None
-        self._provider = ""
-        self._model = ""
+        """Adopt another replica's breaker transition (``opened_at``: wall-clock seconds).
 
-    @classmethod
-    async def open(
-        cls, route: str, items: AsyncGenerator[ChatDelta | StreamSummary, None]
-    ) -> _GeneratorStream:
-        try:
-            first = await anext(items)
-        except BaseException:
-            await items.aclose()
-            raise
-        stream = cls(route, items, first)
-        if isinstance(first, StreamSummary):
-            stream._summary = first
-        return stream
-
-    @property
-    def provider(self) -> str:
-        return self._summary.provider if self._summary else self._provider
-
-    @property
-    def model(self) -> str:
-        return self._summary.model if self._summary else self._model
-
-    @property
-    def summary(self) -> StreamSummary | None:
-        return self._summary
-
-    async def __aiter__(self) -> AsyncGenerator[ChatDelta, None]:
-        first, self._first = self._first, None
-        if isinstance(first, ChatDelta):
-            yield first
-        async for item in self._items:
-            if isinstance(item, StreamSummary):
-                self._summary = item
-                return
-            yield item
-
-    async def aclose(self) -> None:
-        await self._items.aclose()
-        if self._summary is None:
-            self._summary = StreamSummary(
-                FinishReason.ERROR, None, self.route, self._provider, self._model, (), cut=True
-            )
+        Targets this replica does not have (yet) and unknown states are ignored.
+        """
+        target = self._table.registry.find(provider, model)
+        if target is None or state not in _STATES:
+            return
+        new = BreakerState(state)
+        ago = max(0.0, time.time() - opened_at) if new is BreakerState.OPEN else 0.0
+        target.breaker.apply(new, opened_ago_s=ago)
 
 
 def _target_health(table: RoutingTable, state: TargetState) -> TargetHealth:

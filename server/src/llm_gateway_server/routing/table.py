@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.config.routes import RouteConfig
 from llm_gateway_server.providers.base import Provider
-from llm_gateway_server.routing.breakers import StorageFactory, TransitionHook
+from llm_gateway_server.routing.breakers import TransitionHook
 from llm_gateway_server.routing.concurrency import ProviderLimiter
 from llm_gateway_server.routing.probes import ProbeState
 from llm_gateway_server.routing.targets import RouteTarget, TargetRegistry
@@ -61,7 +61,7 @@ class RoutingTable:
             weight=1,
             locality=config.locality,
             position=0,
-            state=self.registry.get(provider, model),
+            state=self.registry.get_direct(provider, model),
         )
 
     def ready(self) -> bool:
@@ -92,7 +92,6 @@ def build_table(
     providers: Mapping[str, Provider],
     *,
     previous: RoutingTable | None,
-    storage: StorageFactory,
     clock: Callable[[], float],
     on_transition: TransitionHook,
 ) -> RoutingTable:
@@ -106,9 +105,9 @@ def build_table(
     config = snapshot.config
     registry = TargetRegistry(
         config.providers,
-        storage=storage,
         clock=clock,
         on_transition=on_transition,
+        max_direct=config.server.max_direct_targets,
         previous=previous.registry if previous is not None else None,
     )
     routes = {name: _route_targets(r, snapshot, registry) for name, r in config.routes.items()}

@@ -3,22 +3,20 @@
 The live state of a target is keyed by ``(provider, model)`` and shared by every route that
 uses it, so one dead Ollama model opens one breaker for all of them. A reload keeps the
 state of targets whose provider still points at the same upstream with the same breaker
-settings.
+settings. Direct ``provider/model`` targets (``server.allow_direct_targets``) are named by
+callers, so their states live in a bounded LRU (``server.max_direct_targets``): breaker and
+statistics are evicted together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from llm_gateway_server.config.providers import ProviderConfig
 from llm_gateway_server.core.types import Locality
-from llm_gateway_server.routing.breakers import (
-    BreakerState,
-    StorageFactory,
-    TargetBreaker,
-    TransitionHook,
-)
+from llm_gateway_server.routing.breakers import BreakerState, TargetBreaker, TransitionHook
 from llm_gateway_server.routing.health import TargetStats
 
 TargetKey = tuple[str, str]
@@ -33,7 +31,6 @@ class TargetState:
         model: str,
         config: ProviderConfig,
         *,
-        storage: StorageFactory,
         clock: Callable[[], float],
         on_transition: TransitionHook,
     ) -> None:
@@ -45,7 +42,6 @@ class TargetState:
             provider,
             model,
             config.breaker,
-            storage=storage,
             clock=clock,
             on_transition=on_transition,
         )
@@ -98,46 +94,64 @@ class TargetRegistry:
         self,
         providers: Mapping[str, ProviderConfig],
         *,
-        storage: StorageFactory,
         clock: Callable[[], float],
         on_transition: TransitionHook,
+        max_direct: int,
         previous: TargetRegistry | None = None,
     ) -> None:
         """Create an empty registry, adopting reusable states from ``previous`` lazily."""
         self._providers = providers
-        self._storage = storage
         self._clock = clock
         self._on_transition = on_transition
+        self._max_direct = max_direct
         self._states: dict[TargetKey, TargetState] = {}
-        self._previous = dict(previous._states) if previous is not None else {}
+        self._direct: OrderedDict[TargetKey, TargetState] = OrderedDict()
+        self._previous: dict[TargetKey, TargetState] = {}
+        if previous is not None:
+            self._previous = {**previous._direct, **previous._states}
 
     def get(self, provider: str, model: str) -> TargetState:
-        """The state of a target of a configured provider, created on first use."""
+        """The state of a route's target, created on first use (kept for the generation)."""
+        key = (provider, model)
+        state = self._states.get(key)
+        if state is None:
+            state = self._direct.pop(key, None) or self._adopt_or_create(key)
+            self._states[key] = state
+        return state
+
+    def get_direct(self, provider: str, model: str) -> TargetState:
+        """The state of a direct target: a route's if it has one, else from the LRU."""
         key = (provider, model)
         state = self._states.get(key)
         if state is not None:
             return state
+        state = self._direct.get(key)
+        if state is not None:
+            self._direct.move_to_end(key)
+            return state
+        state = self._adopt_or_create(key)
+        self._direct[key] = state
+        while len(self._direct) > self._max_direct:
+            self._direct.popitem(last=False)
+        return state
+
+    def find(self, provider: str, model: str) -> TargetState | None:
+        """The state of a target if this generation has one (no LRU reordering)."""
+        key = (provider, model)
+        return self._states.get(key) or self._direct.get(key)
+
+    def _adopt_or_create(self, key: TargetKey) -> TargetState:
+        provider, model = key
         config = self._providers[provider]
         old = self._previous.pop(key, None)
         if old is not None and old.reusable_for(config):
             old.config = config
-            state = old
-        else:
-            state = TargetState(
-                provider,
-                model,
-                config,
-                storage=self._storage,
-                clock=self._clock,
-                on_transition=self._on_transition,
-            )
-        self._states[key] = state
-        return state
+            return old
+        return TargetState(
+            provider, model, config, clock=self._clock, on_transition=self._on_transition
+        )
 
-    def forget_previous(self) -> None:
-        """Drop the states of the previous generation that were not carried over."""
-        self._previous.clear()
-
-    def all(self) -> list[TargetState]:
-        """Every target state, in creation order."""
-        return list(self._states.values())
+    def all(self) -> Iterator[TargetState]:
+        """Every target state: routes' in creation order, then direct ones, oldest first."""
+        yield from self._states.values()
+        yield from self._direct.values()

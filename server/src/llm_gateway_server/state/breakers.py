@@ -1,172 +1,178 @@
-"""Circuit-breaker state shared through Redis (pybreaker's ``CircuitRedisStorage``), falling
-back to local memory while Redis is unreachable.
+"""Circuit-breaker transitions shared between replicas through Redis, off the request path.
 
-pybreaker is synchronous, so its storage talks to Redis with the blocking client; the
-short socket timeouts of ``state.redis_timeout_s`` and the shared ``RedisHealth`` (which
-skips Redis for ``state.redis_retry_s`` after a failure) bound what an outage costs the
-event loop. Every write also goes to the local copy, so a fall-back starts from the state
-this replica last saw rather than from scratch.
+Each replica keeps its breakers in process memory (``routing.breakers``); this module only
+carries transitions. A local transition is queued (``publish`` never blocks: at most one
+pending transition per target, the latest) and a background task writes it to a Redis hash
+of the breakers that are not closed and publishes it on a channel; a second task listens on
+the channel and hands the peers' transitions to routing. A replica that starts, or
+reconnects after an outage, first reads the hash. While Redis is down or slow every replica
+runs on its own state: the outage is logged once (``RedisHealth``) and sharing resumes,
+with what was queued meanwhile, when Redis answers again.
 
-Redis keys: ``<state.key_prefix>breaker:<name>:pybreaker:{state,fail_counter,
-success_counter,opened_at}``.
+Redis keys: hash ``<state.key_prefix>breaker:state`` (field ``[provider, model]`` as JSON),
+channel ``<state.key_prefix>breaker:events``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+import uuid
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any
 
-import pybreaker
-import redis
+import orjson
+import redis.asyncio
 from redis.exceptions import RedisError
 
 from llm_gateway_server.state.redis_health import RedisHealth
 
-T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
-# CircuitRedisStorage logs every Redis error with a traceback; RedisHealth logs the
-# outage once instead.
-_quiet = logging.getLogger(f"{__name__}.pybreaker")
-_quiet.addHandler(logging.NullHandler())
-_quiet.setLevel(logging.CRITICAL + 1)
-_quiet.propagate = False
+#: ``(provider, model, state, opened_at)``: routing's ``Router.apply_peer_transition``.
+ApplyTransition = Callable[[str, str, str, float], None]
 
-
-class _TrackingClient:
-    """The subset of ``redis.Redis`` that ``CircuitRedisStorage`` uses, remembering the
-    last error so the caller can tell that a (swallowed) Redis call failed."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self.error: BaseException | None = None
-
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._client, name)(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            self.error = exc
-            raise RedisError(type(exc).__name__) from exc
-
-    def get(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("get", *args, **kwargs)
-
-    def set(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("set", *args, **kwargs)
-
-    def setnx(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("setnx", *args, **kwargs)
-
-    def incr(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("incr", *args, **kwargs)
-
-    def transaction(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call("transaction", *args, **kwargs)
+#: Entries of the hash older than this are dropped when read (targets long gone).
+STALE_S = 24 * 3600.0
+#: How long the listener waits for a message before looking again (no traffic).
+_LISTEN_S = 1.0
+_CLOSED = "closed"
 
 
-class FallbackCircuitStorage(pybreaker.CircuitBreakerStorage):
-    """Redis-backed breaker state that degrades to local memory while Redis is down."""
+@dataclass(frozen=True, slots=True)
+class _Event:
+    provider: str
+    model: str
+    state: str
+    opened_at: float
+    at: float
+
+
+class BreakerSharing:
+    """Publishes this replica's breaker transitions and applies the other replicas'."""
 
     def __init__(
-        self, name: str, *, client: redis.Redis, health: RedisHealth, namespace: str
+        self, client: redis.asyncio.Redis, health: RedisHealth, *, prefix: str, retry_s: float
     ) -> None:
-        super().__init__(name)
-        self._tracking = _TrackingClient(client)
+        """Share through ``client``; ``retry_s`` paces reconnection after a failure."""
+        self._client = client
         self._health = health
-        self._namespace = namespace
-        self._local = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
-        self._remote: pybreaker.CircuitRedisStorage | None = None
+        self._retry_s = retry_s
+        self._key = f"{prefix}breaker:state"
+        self._channel = f"{prefix}breaker:events"
+        self._origin = uuid.uuid4().hex
+        self._pending: dict[tuple[str, str], _Event] = {}
+        self._wake = asyncio.Event()
+        self._apply: ApplyTransition | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        #: True while subscribed to the peers' transitions (after the current state was read).
+        self.listening = False
 
-    def _with_remote(self, operation: Callable[[pybreaker.CircuitBreakerStorage], T]) -> T | None:
-        """Run ``operation`` on Redis; ``None`` when Redis is (or just went) down."""
-        if not self._health.usable():
-            return None
-        self._tracking.error = None
+    def publish(self, provider: str, model: str, state: str, opened_at: float) -> None:
+        """Queue one local transition (never blocks, never raises)."""
+        self._pending[(provider, model)] = _Event(provider, model, state, opened_at, time.time())
+        self._wake.set()
+
+    async def start(self, apply: ApplyTransition) -> None:
+        """Start publishing and listening; ``apply`` receives the peers' transitions."""
+        self._apply = apply
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._publish_loop(), name="llm-gateway breaker publish"),
+            loop.create_task(self._listen_loop(), name="llm-gateway breaker listen"),
+        ]
+
+    async def aclose(self) -> None:
+        """Stop both tasks; no task is left behind."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # -- publishing ---------------------------------------------------------------------
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            try:
+                await self._send(batch)
+            except (RedisError, OSError) as exc:
+                self._health.failed(exc)
+                for key, event in batch.items():
+                    self._pending.setdefault(key, event)  # a newer transition wins
+                await asyncio.sleep(self._retry_s)
+                self._wake.set()
+            else:
+                self._health.succeeded()
+
+    async def _send(self, batch: dict[tuple[str, str], _Event]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for event in batch.values():
+            field = orjson.dumps([event.provider, event.model])
+            payload = orjson.dumps(
+                {
+                    "provider": event.provider,
+                    "model": event.model,
+                    "state": event.state,
+                    "opened_at": event.opened_at,
+                    "at": event.at,
+                    "origin": self._origin,
+                }
+            )
+            if event.state == _CLOSED:
+                pipe.hdel(self._key, field)
+            else:
+                pipe.hset(self._key, field, payload)
+            pipe.publish(self._channel, payload)
+        await pipe.execute()
+
+    # -- listening ----------------------------------------------------------------------
+
+    async def _listen_loop(self) -> None:
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                # Subscribed first, read second: nothing published in between is missed.
+                await self._read_current()
+                self._health.succeeded()
+                self.listening = True
+                while True:
+                    message = await pubsub.get_message(timeout=_LISTEN_S)
+                    if message is not None:
+                        self._received(message.get("data"))
+            except (RedisError, OSError) as exc:
+                self._health.failed(exc)
+            finally:
+                self.listening = False
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(self._retry_s)
+
+    async def _read_current(self) -> None:
+        entries: dict[bytes | str, bytes | str] = await self._client.hgetall(self._key)
+        stale = [field for field, raw in entries.items() if not self._received(raw, current=True)]
+        if stale:
+            await self._client.hdel(self._key, *stale)
+
+    def _received(self, raw: Any, *, current: bool = False) -> bool:
+        """Apply one transition; False when it is malformed or (from the hash) stale."""
         try:
-            if self._remote is None:
-                remote = pybreaker.CircuitRedisStorage(
-                    pybreaker.STATE_CLOSED,
-                    cast("redis.Redis", self._tracking),
-                    namespace=self._namespace,
-                )
-                remote.logger = _quiet
-                self._remote = remote
-            result = operation(self._remote)
-        except RedisError as exc:
-            self._health.failed(self._tracking.error or exc)
-            return None
-        if self._tracking.error is not None:
-            self._health.failed(self._tracking.error)
-            return None
-        self._health.succeeded()
-        return result
-
-    def _read(self, operation: Callable[[pybreaker.CircuitBreakerStorage], T]) -> T:
-        remote = self._with_remote(operation)
-        return remote if remote is not None else operation(self._local)
-
-    def _write(self, operation: Callable[[pybreaker.CircuitBreakerStorage], None]) -> None:
-        operation(self._local)
-        self._with_remote(operation)
-
-    @property
-    def state(self) -> str:
-        """The breaker state, from Redis when reachable (mirrored locally)."""
-        value: str = self._read(lambda s: s.state)
-        if self._local.state != value:
-            self._local.state = value
-        return value
-
-    @state.setter
-    def state(self, state: str) -> None:
-        def assign(storage: pybreaker.CircuitBreakerStorage) -> None:
-            storage.state = state
-
-        self._write(assign)
-
-    def increment_counter(self) -> None:
-        """One more consecutive failure."""
-        self._write(lambda s: s.increment_counter())
-
-    def reset_counter(self) -> None:
-        """Failures back to zero."""
-        self._write(lambda s: s.reset_counter())
-
-    def increment_success_counter(self) -> None:
-        """One more success while half-open."""
-        self._write(lambda s: s.increment_success_counter())
-
-    def reset_success_counter(self) -> None:
-        """Half-open successes back to zero."""
-        self._write(lambda s: s.reset_success_counter())
-
-    @property
-    def counter(self) -> int:
-        """Consecutive failures."""
-        value: int = self._read(lambda s: s.counter)
-        return value
-
-    @property
-    def success_counter(self) -> int:
-        """Consecutive successes while half-open."""
-        value: int = self._read(lambda s: s.success_counter)
-        return value
-
-    @property
-    def opened_at(self) -> datetime | None:
-        """When the breaker last opened."""
-        remote = self._with_remote(lambda s: (s.opened_at,))
-        if remote is None:
-            local: datetime | None = self._local.opened_at
-            return local
-        if remote[0] is not None:
-            self._local.opened_at = remote[0]
-        return remote[0]
-
-    @opened_at.setter
-    def opened_at(self, now: datetime) -> None:
-        def assign(storage: pybreaker.CircuitBreakerStorage) -> None:
-            storage.opened_at = now
-
-        self._write(assign)
+            event = orjson.loads(raw)
+            provider, model, state = str(event["provider"]), str(event["model"]), event["state"]
+            opened_at, at = float(event.get("opened_at", 0.0)), float(event.get("at", 0.0))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            logger.warning("breaker sharing: ignored a malformed transition")
+            return False
+        if current and at < time.time() - STALE_S:
+            return False
+        if event.get("origin") != self._origin and self._apply is not None:
+            self._apply(provider, model, str(state), opened_at)
+        return True

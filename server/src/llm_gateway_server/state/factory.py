@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
-import pybreaker
-import redis
 import redis.asyncio
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.core.redaction import redact
-from llm_gateway_server.state.breakers import FallbackCircuitStorage
+from llm_gateway_server.state.breakers import ApplyTransition, BreakerSharing
 from llm_gateway_server.state.keys import KeyStore
 from llm_gateway_server.state.ledger import Ledger, MemoryLedger
 from llm_gateway_server.state.policy import RequestPolicy
@@ -42,7 +40,7 @@ def _limits_uri(url: str) -> str:
 
 
 class GatewayState:
-    """Keys, request policy, stats and breaker storage of one replica."""
+    """Keys, request policy, stats and breaker sharing of one replica."""
 
     def __init__(
         self,
@@ -53,13 +51,15 @@ class GatewayState:
         stats: StatsStore,
         health: RedisHealth | None = None,
         client: redis.asyncio.Redis | None = None,
+        breakers: BreakerSharing | None = None,
     ) -> None:
         self.keys = keys
         self.policy = policy
         self.stats = stats
         self.health = health
         self._client = client
-        self._sync_client: redis.Redis | None = None
+        #: Routing's ``BreakerPeers``: ``None`` in memory mode (breakers stay local).
+        self.breaker_peers = breakers
         self._snapshot = snapshot
 
     @property
@@ -67,25 +67,10 @@ class GatewayState:
         """``memory`` or ``redis``."""
         return "redis" if self._client is not None else "memory"
 
-    def breaker_storage(self, name: str) -> pybreaker.CircuitBreakerStorage | None:
-        """Shared storage for the breaker ``name``; ``None`` in memory mode (pybreaker's own)."""
-        if self.health is None:
-            return None
-        state = self._snapshot.config.state
-        if self._sync_client is None:
-            assert state.redis_url is not None
-            self._sync_client = redis.Redis.from_url(
-                state.redis_url,
-                socket_timeout=state.redis_timeout_s,
-                socket_connect_timeout=state.redis_timeout_s,
-                retry=Retry(NoBackoff(), 1),
-            )
-        return FallbackCircuitStorage(
-            name,
-            client=self._sync_client,
-            health=self.health,
-            namespace=f"{state.key_prefix}breaker:{name}",
-        )
+    async def start(self, *, on_peer_transition: ApplyTransition) -> None:
+        """Start the background work of shared state (breaker sharing), if any."""
+        if self.breaker_peers is not None:
+            await self.breaker_peers.start(on_peer_transition)
 
     def swap(self, snapshot: ConfigSnapshot) -> None:
         """Take a reloaded config: keys, limits, budgets and cache settings.
@@ -107,11 +92,11 @@ class GatewayState:
         self._snapshot = snapshot
 
     async def aclose(self) -> None:
-        """Close Redis connections (nothing to do in memory mode)."""
+        """Stop breaker sharing and close Redis connections (nothing to do in memory mode)."""
+        if self.breaker_peers is not None:
+            await self.breaker_peers.aclose()
         if self._client is not None:
             await self._client.aclose()
-        if self._sync_client is not None:
-            self._sync_client.close()
 
 
 async def build_state(snapshot: ConfigSnapshot) -> GatewayState:
@@ -150,11 +135,16 @@ async def build_state(snapshot: ConfigSnapshot) -> GatewayState:
     client = redis.asyncio.Redis(connection_pool=pool)
     # One pool for everything; limits' own option types do not list a pool.
     shared_pool: dict[str, Any] = {"connection_pool": pool}
-    storage: Storage = RedisStorage(
-        _limits_uri(state.redis_url),
-        implementation="redispy",
-        key_prefix=f"{state.key_prefix}limits",
-        **shared_pool,
+    # Built in a thread: limits imports its optional Redis clients (coredis among them)
+    # when the storage is made, about 1.2 s of imports that would hold the event loop.
+    storage: Storage = await asyncio.to_thread(
+        functools.partial(
+            RedisStorage,
+            _limits_uri(state.redis_url),
+            implementation="redispy",
+            key_prefix=f"{state.key_prefix}limits",
+            **shared_pool,
+        )
     )
     ledger = RedisLedger(client, health, prefix=state.key_prefix)
     policy = RequestPolicy(
@@ -172,4 +162,7 @@ async def build_state(snapshot: ConfigSnapshot) -> GatewayState:
         stats=StatsStore(ledger),
         health=health,
         client=client,
+        breakers=BreakerSharing(
+            client, health, prefix=state.key_prefix, retry_s=state.redis_retry_s
+        ),
     )

@@ -38,11 +38,6 @@ class RedisHealth:
         self._down = False
         self._retry_at = 0.0
 
-    @property
-    def down(self) -> bool:
-        """True between a failure and the next successful command."""
-        return self._down
-
     def usable(self) -> bool:
         """False while Redis is known down and not yet due for another try."""
         return not self._down or self._clock() >= self._retry_at

@@ -1,11 +1,11 @@
-"""What every attempt needs, unary or streamed: the call's context, outcomes and final errors."""
+"""One routed call: its fallback order, deadline, attempt trace and final error."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from llm_gateway_server.core.errors import (
@@ -23,11 +23,12 @@ from llm_gateway_server.core.types import (
     CallContext,
     Sampling,
     Task,
+    Usage,
 )
 from llm_gateway_server.routing.balancing import order_targets
-from llm_gateway_server.routing.breakers import BreakerState, Ticket
+from llm_gateway_server.routing.breakers import BreakerState
 from llm_gateway_server.routing.concurrency import ConcurrencyLimited
-from llm_gateway_server.routing.observer import AttemptInfo, AttemptScope, RoutingObserver
+from llm_gateway_server.routing.observer import AttemptInfo, RoutingObserver
 from llm_gateway_server.routing.privacy import locality_permitted, skipped_note
 from llm_gateway_server.routing.retries import plan_retry
 from llm_gateway_server.routing.routes import Resolution
@@ -42,6 +43,17 @@ _OUTCOMES = {
     UpstreamFailure.RATE_LIMITED: AttemptOutcome.RATE_LIMITED,
     UpstreamFailure.EMPTY_ANSWER: AttemptOutcome.EMPTY_ANSWER,
 }
+
+#: A timeout this close to the caller's deadline is the deadline's doing.
+DEADLINE_MARGIN_S = 0.05
+#: RetryInfo for a full wait queue when the target has no recent latency to go by.
+_SLOT_RETRY_S = 1.0
+
+
+@functools.lru_cache(maxsize=256)
+def _host(api_base: str) -> str:
+    # Parsed once per provider address, not once per attempt.
+    return urlsplit(api_base).hostname or ""
 
 
 def outcome_for(error: UpstreamError) -> AttemptOutcome:
@@ -62,21 +74,59 @@ def as_upstream_error(exc: Exception, *, timeout_s: float, provider: str) -> Ups
     return UpstreamError(UpstreamFailure.BAD_RESPONSE, f"adapter raised {type(exc).__name__}")
 
 
-#: A timeout this close to the caller's deadline is the deadline's doing.
-_DEADLINE_MARGIN_S = 0.05
+class TargetTrace:
+    """The trace line of one target of a call: started once, ended exactly once.
+
+    Tries (retries of the same target) share the line; ``end`` appends the record to the
+    call's trace and tells the call's ``AttemptSink``.
+    """
+
+    __slots__ = ("_call", "ended", "index", "started", "target", "tries")
+
+    def __init__(self, call: Call, target: RouteTarget, index: int) -> None:
+        self._call = call
+        self.target = target
+        self.index = index
+        self.started = call.clock()
+        self.tries = 0
+        self.ended = False
+        call.ctx.attempts.attempt_started(target.provider, target.model)
+
+    @property
+    def retries(self) -> int:
+        """Tries after the first."""
+        return max(0, self.tries - 1)
+
+    def end(
+        self,
+        outcome: AttemptOutcome,
+        message: str = "",
+        *,
+        usage: Usage | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        """Close the line (later calls do nothing)."""
+        if self.ended:
+            return
+        self.ended = True
+        call = self._call
+        record = AttemptRecord(
+            self.target.provider,
+            self.target.model,
+            outcome,
+            call.clock() - self.started,
+            message,
+            self.retries,
+            usage,
+        )
+        call.records.append(record)
+        if retry_after_s is not None and retry_after_s > 0:
+            call.hints.append(retry_after_s)
+        call.ctx.attempts.attempt_ended(record)
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """A target that did not answer: its trace line, and a hint for RetryInfo."""
-
-    record: AttemptRecord
-    error: GatewayError
-    retry_after_s: float | None = None
-
-
-class CallAttempts:
-    """The per-call side of routing: order, admission, records, the final error."""
+class Call:
+    """The per-call side of routing: order, deadline, trace, the final error."""
 
     def __init__(
         self,
@@ -101,9 +151,9 @@ class CallAttempts:
         self.operation = operation
         self.streaming = streaming
         self.sampling = sampling
-        self.attempts: list[AttemptRecord] = []
-        self.failures: list[Failed] = []
+        self.records: list[AttemptRecord] = []
         self.hints: list[float] = []
+        self.limited: ConcurrencyLimited | None = None
 
     def check_task(self, *, embedding: bool) -> None:
         """Refuse a chat on an embedding route and an embedding on a chat route."""
@@ -118,11 +168,8 @@ class CallAttempts:
 
     def order(self) -> list[RouteTarget]:
         """This call's fallback order; STRICT calls never see a cloud target here."""
-        permitted = [
-            t
-            for t in self.resolution.targets
-            if locality_permitted(self.resolution.privacy, t.locality)
-        ]
+        privacy = self.resolution.privacy
+        permitted = [t for t in self.resolution.targets if locality_permitted(privacy, t.locality)]
         return order_targets(
             permitted,
             self.resolution.balancing,
@@ -134,22 +181,37 @@ class CallAttempts:
         """Seconds left before the caller's deadline."""
         return self.ctx.deadline - self.clock()
 
+    def deadline_error(self, what: str = "") -> DeadlineExceeded:
+        """The caller's deadline passed (``what``: where, if not between attempts)."""
+        route = self.resolution.route
+        tried = len(self.records)
+        trace = f": {self.summary()}" if tried else ""
+        return DeadlineExceeded(
+            f"deadline passed on {route!r}{what} after {tried} attempt(s){trace}",
+            metadata={"route": route},
+        )
+
     def check_deadline(self) -> None:
         """Raise ``DeadlineExceeded`` when the deadline has passed."""
         if self.remaining_s() <= 0:
-            tried = len(self.attempts)
-            raise DeadlineExceeded(
-                f"deadline passed on {self.resolution.route!r} after {tried} attempt(s)"
-                + (f": {self.summary()}" if tried else ""),
-                metadata={"route": self.resolution.route},
-            )
+            raise self.deadline_error()
 
-    def attempt_timeout_s(self, target: RouteTarget) -> float:
-        """``min(provider.timeout_s, time left)``."""
-        cfg = self.table.snapshot.config.providers[target.provider]
-        return min(cfg.timeout_s, self.remaining_s())
+    def by_deadline(self, error: UpstreamError) -> bool:
+        """True when ``error`` is a timeout the caller's deadline caused, not the upstream."""
+        return error.failure is UpstreamFailure.TIMEOUT and self.remaining_s() <= DEADLINE_MARGIN_S
 
-    def info(self, target: RouteTarget, index: int, breaker_state: str) -> AttemptInfo:
+    def timeout_s(self, target: RouteTarget) -> float:
+        """The attempt's total time: ``min(provider.timeout_s, time left)``."""
+        return min(
+            self.table.snapshot.config.providers[target.provider].timeout_s, self.remaining_s()
+        )
+
+    def first_token_s(self, target: RouteTarget, total_s: float) -> float:
+        """Time for a stream's first payload: ``first_token_timeout_s`` within the total."""
+        first = self.table.snapshot.config.providers[target.provider].first_token_timeout_s
+        return total_s if first is None else min(first, total_s)
+
+    def info(self, target: RouteTarget, index: int, breaker_state: BreakerState) -> AttemptInfo:
         """The observer's view of an attempt about to start."""
         cfg = self.table.snapshot.config.providers[target.provider]
         sampling = self.sampling
@@ -161,63 +223,23 @@ class CallAttempts:
             attempt=index,
             operation=self.operation,
             streaming=self.streaming,
-            breaker_state=breaker_state,
+            breaker_state=breaker_state.value,
             privacy=self.resolution.privacy,
-            server_address=(urlsplit(cfg.api_base).hostname or "") if cfg.api_base else "",
+            server_address=_host(cfg.api_base) if cfg.api_base else "",
             temperature=sampling.temperature if sampling else None,
             top_p=sampling.top_p if sampling else None,
             max_tokens=sampling.max_tokens if sampling else None,
         )
 
-    def clean(self, text: str) -> str:
-        """``text`` without credentials (adapters already strip them; belt and braces)."""
-        return redact(text, *self.table.snapshot.secrets())
+    def describe(self, error: UpstreamError) -> str:
+        """``failure: message`` without credentials (adapters strip them; belt and braces)."""
+        return redact(f"{error.failure.value}: {error.message}", *self.table.snapshot.secrets())
 
-    def circuit_open(self, target: RouteTarget, index: int, tries: int) -> Failed:
-        """The trace line of a target skipped for its open breaker (no upstream call)."""
-        wait = target.state.breaker.open_remaining_s()
-        message = "circuit open" + (f", probe in {wait:.3g} s" if wait > 0 else ", probe running")
-        with self.observer.attempt(self.info(target, index, "open")) as scope:
-            scope.finish(AttemptOutcome.CIRCUIT_OPEN, error=message, retries=max(0, tries - 1))
-        record = AttemptRecord(
-            target.provider,
-            target.model,
-            AttemptOutcome.CIRCUIT_OPEN,
-            0.0,
-            message,
-            max(0, tries - 1),
-        )
-        error = UpstreamError(UpstreamFailure.CONNECT, message)
-        return Failed(record, error, wait if wait > 0 else None)
-
-    def limited(self, target: RouteTarget, index: int, exc: ConcurrencyLimited) -> Failed:
-        """The trace line of a target whose wait queue was full (no upstream call)."""
-        info = self.info(target, index, target.breaker_state.value)
-        with self.observer.attempt(info) as scope:
-            scope.finish(AttemptOutcome.CONCURRENCY_LIMITED, error=exc.message)
-        record = AttemptRecord(
-            target.provider, target.model, AttemptOutcome.CONCURRENCY_LIMITED, 0.0, exc.message
-        )
-        return Failed(record, exc)
-
-    def settle(
-        self,
-        target: RouteTarget,
-        ticket: Ticket,
-        scope: AttemptScope,
-        error: UpstreamError,
-        *,
-        latency_s: float,
-        retries: int,
-    ) -> str:
-        """Feed a failed upstream call into breaker, statistics and observer; return its text."""
-        message = self.clean(f"{error.failure.value}: {error.message}")
-        target.state.breaker.record(ticket, ok=False, caller_caused=error.caller_caused)
-        if not error.caller_caused:
-            target.state.stats.window.add(latency_s, ok=False)
-            target.state.stats.note_error(message)
-        scope.finish(outcome_for(error), error=message, retries=retries)
-        return message
+    def skip(self, trace: TargetTrace, outcome: AttemptOutcome, message: str) -> None:
+        """Report a target skipped without an upstream call (open breaker, full queue)."""
+        target = trace.target
+        with self.observer.attempt(self.info(target, trace.index, target.breaker_state)) as scope:
+            scope.finish(outcome, error=message, retries=trace.retries)
 
     def retry_delay_s(self, target: RouteTarget, error: UpstreamError, tries: int) -> float | None:
         """Seconds to wait before trying ``target`` again, or ``None`` to move on."""
@@ -233,39 +255,9 @@ class CallAttempts:
         )
         return decision.delay_s if decision.retry else None
 
-    def failed(
-        self, target: RouteTarget, error: UpstreamError, message: str, *, started: float, tries: int
-    ) -> Failed:
-        """The trace line of a target whose upstream call failed."""
-        record = AttemptRecord(
-            target.provider,
-            target.model,
-            outcome_for(error),
-            self.clock() - started,
-            message,
-            tries - 1,
-        )
-        return Failed(record, error, error.retry_after_s)
-
-    def succeeded(self, target: RouteTarget, *, started: float, tries: int) -> None:
-        """Append the trace line of the target that answered."""
-        self.attempts.append(
-            AttemptRecord(
-                target.provider,
-                target.model,
-                AttemptOutcome.SUCCESS,
-                self.clock() - started,
-                "",
-                tries - 1,
-            )
-        )
-
-    def add(self, failed: Failed) -> None:
-        """Append a failed target to the trace."""
-        self.attempts.append(failed.record)
-        self.failures.append(failed)
-        if failed.retry_after_s is not None and failed.retry_after_s > 0:
-            self.hints.append(failed.retry_after_s)
+    def slot_retry_s(self, target: RouteTarget) -> float:
+        """RetryInfo for a full queue: about one call's time, when a slot frees up."""
+        return target.state.stats.window.p50() or _SLOT_RETRY_S
 
     def moved_on(self, target: RouteTarget) -> None:
         """Tell the observer the call falls back from ``target``."""
@@ -275,45 +267,36 @@ class CallAttempts:
         """The trace as one credential-free line."""
         return "; ".join(
             f"{a.provider}/{a.model}: {a.outcome.value}" + (f" ({a.error})" if a.error else "")
-            for a in self.attempts
+            for a in self.records
         ) + skipped_note(self.resolution.skipped)
 
-    def exhausted(self, last: Failed | None) -> GatewayError:
+    def exhausted(self) -> GatewayError:
         """The error when every target failed: RESOURCE_EXHAUSTED if load shedding was the
         only or last reason, else ALL_TARGETS_FAILED; with the soonest retry hint."""
         retry_after = min(self.hints) if self.hints else None
         route = self.resolution.route
-        outcomes = {a.outcome for a in self.attempts}
-        shed_only = outcomes <= {AttemptOutcome.CONCURRENCY_LIMITED, AttemptOutcome.CIRCUIT_OPEN}
-        if last is not None and isinstance(last.error, ConcurrencyLimited):
-            limited: ConcurrencyLimited | None = last.error
-        elif shed_only and AttemptOutcome.CONCURRENCY_LIMITED in outcomes:
-            limited = next(
-                f.error for f in self.failures if isinstance(f.error, ConcurrencyLimited)
-            )
-        else:
-            limited = None
-        if limited is not None:
+        records = self.records
+        if not records:
+            return NoTargetLeft(f"{route!r}: no target to try", metadata={"route": route})
+        last = records[-1].outcome
+        shed = {AttemptOutcome.CONCURRENCY_LIMITED, AttemptOutcome.CIRCUIT_OPEN}
+        if self.limited is not None and (
+            last is AttemptOutcome.CONCURRENCY_LIMITED or {a.outcome for a in records} <= shed
+        ):
             return ConcurrencyLimited(
                 f"{route!r}: no target has a free slot: {self.summary()}",
-                provider=limited.provider,
-                attempts=self.attempts,
+                provider=self.limited.provider,
+                limits=self.limited.limits,
+                attempts=records,
                 retry_after_s=retry_after,
             )
-        if not self.attempts:
-            return NoTargetLeft(f"{route!r}: no target to try", metadata={"route": route})
-        if (
-            self.attempts[-1].outcome is AttemptOutcome.TIMEOUT
-            and self.remaining_s() <= _DEADLINE_MARGIN_S
-        ):
+        if last is AttemptOutcome.TIMEOUT and self.remaining_s() <= DEADLINE_MARGIN_S:
             # The last attempt ran out of the caller's time, not of the provider's timeout:
             # the caller's deadline is the reason, whatever happened before it.
-            return DeadlineExceeded(
-                f"deadline passed on {route!r}: {self.summary()}", metadata={"route": route}
-            )
+            return self.deadline_error()
         return NoTargetLeft(
             f"every target of {route!r} failed: {self.summary()}",
-            attempts=self.attempts,
+            attempts=records,
             retry_after_s=retry_after,
             metadata={"route": route},
         )
