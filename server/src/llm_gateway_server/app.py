@@ -7,6 +7,7 @@ is passed in through constructors, nothing is a global.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,22 +20,46 @@ from grpc_reflection.v1alpha import reflection
 
 from llm_gateway_server.config.defaults import GATEWAY_SERVICE_NAME, LIVENESS_SERVICE_NAME
 from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_config
-from llm_gateway_server.config.server import TlsConfig
+from llm_gateway_server.config.server import ServerConfig, TlsConfig
 from llm_gateway_server.gateway import Gateway
+from llm_gateway_server.pipeline import CallPipeline
 from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.providers.registry import build_provider
 from llm_gateway_server.routing.breakers import memory_storage
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
+from llm_gateway_server.state.tokens import load_tokenizer
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
-from llm_gateway_server.transport.reflection import enable_reflection
-from llm_gateway_server.transport.servicer import GatewayServicer
-from llmgateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from llm_gateway_server.transport.grpc import handlers
+from llm_gateway_server.transport.grpc.reflection import enable_reflection
+from llm_gateway_server.transport.grpc.servicer import GatewayServicer
+from llmgateway.v1 import gateway_service_pb2
 
 logger = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+#: Seconds before the end of the shutdown grace at which running streams are cut with a
+#: summary, so the summary leaves before gRPC cancels what is left.
+_CUT_MARGIN_S = 0.5
+#: Connection-age grace beyond the longest call: time for its last message to leave.
+_AGE_GRACE_MARGIN_S = 5.0
+
+
+def connection_age_options(server: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC connection-age options: the grace covers the longest call the server allows.
+
+    Connection age rebalances clients across replicas (GOAWAY, then they reconnect); the
+    grace is how long calls already on the old connection may still run, so it is the
+    longest call, not the shutdown grace: the server never cuts a call it accepted.
+    """
+    if server.max_connection_age_s <= 0:
+        return []
+    grace_s = server.longest_call_s + _AGE_GRACE_MARGIN_S
+    return [
+        ("grpc.max_connection_age_ms", int(server.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(grace_s * 1000)),
+    ]
 
 
 def build_providers(
@@ -87,12 +112,18 @@ class GatewayServer:
     providers: dict[str, Provider]
     health: HealthServicer
     servicer: GatewayServicer
+    pipeline: CallPipeline
     config_path: str | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         """Start telemetry, routing's probes and the gRPC server; report health."""
         await self.telemetry.start()
+        # The tokenizer reads its encoding file off the event loop, without delaying start-up
+        # (counts use four characters a token until it is loaded).
+        tokenizer = asyncio.get_running_loop().create_task(self._load_tokenizer())
+        self._background.add(tokenizer)
+        tokenizer.add_done_callback(self._background.discard)
         await self.router.start()
         await self.server.start()
         await self.health.set(LIVENESS_SERVICE_NAME, _SERVING)
@@ -108,6 +139,10 @@ class GatewayServer:
     async def _set_ready(self, ready: bool) -> None:
         await self.health.set(GATEWAY_SERVICE_NAME, _SERVING if ready else _NOT_SERVING)
 
+    @staticmethod
+    async def _load_tokenizer() -> None:
+        await asyncio.to_thread(load_tokenizer)
+
     def on_readiness(self, ready: bool) -> None:
         """Routing's readiness callback: flip the named health service."""
         task = asyncio.get_running_loop().create_task(self._set_ready(ready))
@@ -122,8 +157,18 @@ class GatewayServer:
         drain = min(self.snapshot.config.server.drain_delay_s, grace)
         if drain > 0:
             await asyncio.sleep(drain)
-        # stop() closes the port and cancels what is still running after the rest of `grace`.
-        await self.server.stop(grace - drain)
+        # stop() closes the port and cancels what is still running after the rest of
+        # `grace`; streams still running just before that end with a cut summary instead.
+        remaining = grace - drain
+        stopping = asyncio.get_running_loop().create_task(self.server.stop(remaining))
+        if remaining > _CUT_MARGIN_S:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pipeline.idle(), remaining - _CUT_MARGIN_S)
+        cut = self.pipeline.cut_streams()
+        if cut:
+            logger.warning("shutdown grace over: %d stream(s) cut with a summary", cut)
+        await stopping
+        await self.pipeline.aclose()
         await self.router.aclose()
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         await self.state.aclose()
@@ -165,16 +210,19 @@ class GatewayServer:
             or old.config.telemetry != snapshot.config.telemetry
         ):
             logger.warning("server and telemetry settings take effect at the next restart")
-        # Calls in flight may still hold a retired adapter: close it once they had time to end.
-        task = asyncio.get_running_loop().create_task(self._retire(retired))
+        # Calls in flight may still hold a retired adapter: close it once the last call
+        # begun under the old generation ended.
+        task = asyncio.get_running_loop().create_task(self._retire(retired, old.generation))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         logger.info("config reloaded: generation %d from %s", snapshot.generation, path)
         await self._set_ready(self.router.ready)
         return []
 
-    async def _retire(self, providers: list[Provider]) -> None:
-        await asyncio.sleep(self.snapshot.config.server.shutdown_grace_s)
+    async def _retire(self, providers: list[Provider], generation: int) -> None:
+        if not providers:
+            return
+        await self.pipeline.idle(generation)
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
 
 
@@ -199,12 +247,7 @@ async def build_server(
         ("grpc.max_send_message_length", cfg.server.max_message_bytes * 2 + 1024),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
-    if cfg.server.max_connection_age_s > 0:
-        age_ms = int(cfg.server.max_connection_age_s * 1000)
-        options += [
-            ("grpc.max_connection_age_ms", age_ms),
-            ("grpc.max_connection_age_grace_ms", int(cfg.server.shutdown_grace_s * 1000)),
-        ]
+    options += connection_age_options(cfg.server)
     server = grpc.aio.server(options=options)
     health = HealthServicer()
     holder: list[GatewayServer] = []
@@ -216,9 +259,10 @@ async def build_server(
         breaker_storage=lambda name: state.breaker_storage(name) or memory_storage(name),
         on_readiness=lambda ready: holder[0].on_readiness(ready) if holder else None,
     )
-    gateway = Gateway(snapshot, router, state)
-    servicer = GatewayServicer(gateway, telemetry.rpc)
-    gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+    gateway = Gateway(snapshot, router, state, telemetry.rpc)
+    pipeline = CallPipeline(gateway, telemetry.rpc)
+    servicer = GatewayServicer(gateway, pipeline)
+    handlers.register(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     service_names = (
         gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
@@ -242,6 +286,7 @@ async def build_server(
         providers,
         health,
         servicer,
+        pipeline,
         config_path,
     )
     holder.append(built)

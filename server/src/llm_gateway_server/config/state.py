@@ -26,6 +26,10 @@ class StateConfig(BaseModel):
     estimated_completion_tokens: int = Field(default=256, ge=0)
     #: Seconds a spend reservation is held at most (a replica that died mid-call).
     reservation_ttl_s: float = Field(default=900.0, gt=0)
+    #: ``max_tokens`` a budgeted call that sets none gets: its reservation covers this many
+    #: completion tokens (fewer when less budget is left), so concurrent calls cannot
+    #: overrun the budget.
+    budget_max_tokens: int = Field(default=4096, gt=0)
 
     @field_validator("redis_url")
     @classmethod

@@ -246,9 +246,14 @@ class CallAttempts:
         )
         return Failed(record, error, error.retry_after_s)
 
+    def record(self, record: AttemptRecord) -> None:
+        """Append a trace line and report it to the call's sink (the call record)."""
+        self.attempts.append(record)
+        self.ctx.attempts.attempt_ended(record)
+
     def succeeded(self, target: RouteTarget, *, started: float, tries: int) -> None:
         """Append the trace line of the target that answered."""
-        self.attempts.append(
+        self.record(
             AttemptRecord(
                 target.provider,
                 target.model,
@@ -261,7 +266,7 @@ class CallAttempts:
 
     def add(self, failed: Failed) -> None:
         """Append a failed target to the trace."""
-        self.attempts.append(failed.record)
+        self.record(failed.record)
         self.failures.append(failed)
         if failed.retry_after_s is not None and failed.retry_after_s > 0:
             self.hints.append(failed.retry_after_s)

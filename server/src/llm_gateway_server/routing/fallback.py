@@ -217,6 +217,7 @@ async def run_unary(calls: CallAttempts, op: UnaryOp[T]) -> tuple[T, RouteTarget
     order = calls.order()
     last: Failed | None = None
     for index, target in enumerate(order, 1):
+        calls.ctx.attempts.attempt_started(target.provider, target.model)
         calls.check_deadline()
         outcome = await _try_target(calls, op, target, index)
         if isinstance(outcome, _Once):

@@ -145,7 +145,7 @@ def _summary(
     if end.error is None:
         calls.succeeded(target, started=started, tries=tries)
     else:
-        calls.attempts.append(
+        calls.record(
             AttemptRecord(
                 target.provider,
                 target.model,
@@ -227,6 +227,7 @@ async def run_stream(
     order = calls.order()
     last: Failed | None = None
     for index, target in enumerate(order, 1):
+        calls.ctx.attempts.attempt_started(target.provider, target.model)
         calls.check_deadline()
         failed: Failed | None = None
         async with contextlib.aclosing(_stream_target(calls, request, target, index)) as items:

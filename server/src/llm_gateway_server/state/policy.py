@@ -3,20 +3,27 @@
 ``admit`` runs, in order: the request-rate limit; the response-cache lookup (Chat and
 StreamChat only; a hit is answered at once and costs neither tokens nor budget); the
 token-rate limit with the prompt's estimated tokens; the budget check, which atomically
-reserves the estimated cost. Every admitted request ends with exactly one ``complete``
-or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``).
+reserves the request's worst case. Every admitted request ends with exactly one ``complete``
+or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``); both charge
+the usage they are given, so a cut or cancelled call pays for what it delivered.
+
+With a budget, the worst case is bounded by capping ``max_tokens``: the ledger grants what is
+left (at most the request's own worst case) and ``Admission.max_tokens`` is the largest
+completion that fits in the grant, so concurrent calls cannot overrun a budget beyond the
+error of the prompt estimate.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.config.providers import ProviderConfig
-from llm_gateway_server.core.errors import LimitExceeded
+from llm_gateway_server.core.errors import GatewayError, LimitExceeded, StateUnavailable
 from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
 from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
 from llm_gateway_server.state.periods import period_end
@@ -55,6 +62,10 @@ class Admission:
     cache_ttl_s: float | None = None
     #: True once accounted for (a cache hit, or after ``complete``/``fail``).
     settled: bool = False
+    #: The caller's stats label (bounded).
+    caller: str = ""
+    #: ``max_tokens`` to send upstream: what the budget reservation covers (``None``: as asked).
+    max_tokens: int | None = None
 
 
 class RequestPolicy:
@@ -93,6 +104,7 @@ class RequestPolicy:
         request: ChatRequest | EmbedRequest,
         *,
         targets: Sequence[tuple[str, str]] | None = None,
+        caller: str = "",
     ) -> Admission:
         """Apply limits, look up the cache and reserve budget for one request.
 
@@ -102,12 +114,14 @@ class RequestPolicy:
             request: The validated request.
             targets: ``(provider, model)`` pairs the request may reach, for the cost
                 estimate; default: every target of ``route``.
+            caller: The caller's stats label.
 
         Raises:
             LimitExceeded: RATE_LIMITED, TOKEN_RATE_LIMITED or BUDGET_EXCEEDED.
+            StateUnavailable: the store does not answer and limits fail closed.
         """
         is_chat = isinstance(request, ChatRequest)
-        admission = Admission(principal, route, "chat" if is_chat else "embedding")
+        admission = Admission(principal, route, "chat" if is_chat else "embedding", caller=caller)
         try:
             await self._limits.acquire_request(principal, route)
             if isinstance(request, ChatRequest) and is_cacheable(request, self._config.cache):
@@ -126,8 +140,8 @@ class RequestPolicy:
             prompt_tokens = estimate_prompt_tokens(request)
             await self._limits.acquire_tokens(principal, route, prompt_tokens)
             admission.estimated_tokens = prompt_tokens
-            admission.reservation = await self._reserve(principal, route, request, targets)
-        except LimitExceeded:
+            await self._reserve(admission, request, targets)
+        except GatewayError:
             admission.settled = True
             await self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key)))
             raise
@@ -176,13 +190,31 @@ class RequestPolicy:
             fallbacks=int(fallbacks > 0),
         )
 
-    async def fail(self, admission: Admission, *, error_reason: str) -> None:
-        """Release the request's reservation and count it as an error."""
+    async def fail(
+        self,
+        admission: Admission,
+        *,
+        error_reason: str,
+        usage: Usage | None = None,
+        cost_usd: float | None = None,
+    ) -> None:
+        """Count the request as an error, charging what it delivered (``usage``, cost)."""
         if admission.settled:
             return
         admission.settled = True
         logger.debug("request on route %s failed: %s", admission.route, error_reason)
-        await self._record(admission, errors=1, cache_misses=int(admission.cache_key is not None))
+        spent = usage or Usage()
+        if usage is not None:
+            extra_tokens = spent.total_tokens - admission.estimated_tokens
+            await self._limits.add_tokens(admission.principal, admission.route, extra_tokens)
+        await self._record(
+            admission,
+            errors=1,
+            cache_misses=int(admission.cache_key is not None),
+            cost_nanos=to_nanos(cost_usd or 0.0),
+            prompt_tokens=spent.prompt_tokens,
+            completion_tokens=spent.completion_tokens,
+        )
 
     async def _lookup(self, key: str) -> CachedAnswer | None:
         try:
@@ -215,6 +247,7 @@ class RequestPolicy:
         record = UsageRecord(
             tenant=principal.tenant,
             route=admission.route,
+            caller=admission.caller,
             period=principal.budget_period,
             budget_usd=principal.budget_usd,
             reservation=admission.reservation,
@@ -240,6 +273,30 @@ class RequestPolicy:
                 targets = []
         return [(config.providers[p], m) for p, m in targets if p in config.providers]
 
+    def prices_nanos(
+        self,
+        route: str,
+        request: ChatRequest | EmbedRequest,
+        targets: Sequence[tuple[str, str]] | None = None,
+    ) -> tuple[int, float] | None:
+        """The dearest targets' ``(prompt cost, cost of one completion token)`` in
+        nano-dollars for ``request``; ``None`` when a price is unknown."""
+        kind = "chat" if isinstance(request, ChatRequest) else "embedding"
+        prompt = Usage(prompt_tokens=estimate_prompt_tokens(request))
+        million = Usage(completion_tokens=1_000_000)
+        prompt_costs: list[int] = []
+        token_costs: list[float] = []
+        for provider, model in self._candidates(route, targets):
+            prompt_cost = cost_usd(provider, kind, model, prompt)
+            token_cost = cost_usd(provider, kind, model, million) if kind == "chat" else 0.0
+            if prompt_cost is None or token_cost is None:
+                return None
+            prompt_costs.append(to_nanos(prompt_cost))
+            token_costs.append(token_cost * 1e9 / 1_000_000)
+        if not prompt_costs:
+            return None
+        return max(prompt_costs), max(token_costs)
+
     def estimate_cost_nanos(
         self,
         route: str,
@@ -250,47 +307,55 @@ class RequestPolicy:
 
         0 means free everywhere (local models), so the budget is not even consulted.
         """
-        kind = "chat" if isinstance(request, ChatRequest) else "embedding"
-        usage = Usage(
-            prompt_tokens=estimate_prompt_tokens(request),
-            completion_tokens=estimate_completion_tokens(
-                request, self._config.state.estimated_completion_tokens
-            ),
-        )
-        candidates = self._candidates(route, targets)
-        costs = [cost_usd(provider, kind, model, usage) for provider, model in candidates]
-        if not costs or any(cost is None for cost in costs):
+        prices = self.prices_nanos(route, request, targets)
+        if prices is None:
             return None
-        return max(to_nanos(cost) for cost in costs if cost is not None)
+        prompt, per_token = prices
+        completion = estimate_completion_tokens(
+            request, self._config.state.estimated_completion_tokens
+        )
+        return prompt + math.ceil(per_token * completion)
 
     async def _reserve(
         self,
-        principal: Principal,
-        route: str,
+        admission: Admission,
         request: ChatRequest | EmbedRequest,
         targets: Sequence[tuple[str, str]] | None,
-    ) -> Reservation | None:
+    ) -> None:
+        principal = admission.principal
         if principal.budget_usd is None:
-            return None
-        estimate = self.estimate_cost_nanos(route, request, targets)
-        if estimate == 0:
-            return None
-        # An unknown price still needs some budget left: reserve at least one nano-dollar.
-        nanos = max(estimate or 0, 1)
+            return
+        prices = self.prices_nanos(admission.route, request, targets)
+        wanted: int | None = None
+        if prices is None:
+            # An unknown price still needs some budget left: reserve one nano-dollar.
+            prompt, per_token, nanos, least = 0, 0.0, 1, 1
+        else:
+            prompt, per_token = prices
+            if isinstance(request, ChatRequest) and per_token > 0:
+                asked = request.sampling.max_tokens
+                wanted = asked if asked is not None else self._config.state.budget_max_tokens
+                nanos = prompt + math.ceil(per_token * wanted)
+                least = prompt + math.ceil(per_token)
+            else:
+                nanos = least = prompt
+            if nanos == 0:
+                return
         try:
             reservation = await self._ledger.reserve(
                 principal.tenant,
                 principal.budget_period,
                 budget_nanos=to_nanos(principal.budget_usd),
                 nanos=nanos,
+                min_nanos=least,
                 ttl_s=self._config.state.reservation_ttl_s,
             )
         except StoreUnavailable:
             if self._config.state.limits_fail_open:
-                return None
-            raise LimitExceeded(
+                return
+            raise StateUnavailable(
                 "the budget cannot be checked right now (state store unavailable)",
-                reason="BUDGET_EXCEEDED",
+                metadata={"limit": "budget"},
                 retry_after_s=1.0,
             ) from None
         if reservation is None:
@@ -303,4 +368,8 @@ class RequestPolicy:
                 metadata={"tenant": principal.tenant, "period": principal.budget_period},
                 retry_after_s=retry,
             )
-        return reservation
+        admission.reservation = reservation
+        if wanted is not None:
+            # The largest completion the grant covers: the upstream is held to it.
+            fits = math.floor((reservation.nanos - prompt) / per_token)
+            admission.max_tokens = max(1, min(wanted, fits))

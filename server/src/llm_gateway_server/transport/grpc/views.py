@@ -18,7 +18,7 @@ from llm_gateway_server.routing.views import (
     TargetView,
 )
 from llm_gateway_server.state.views import RouteStatsView, TenantBudgetView
-from llm_gateway_server.transport.convert import (
+from llm_gateway_server.transport.grpc.convert import (
     FINISH_TO_PB,
     LOCALITY_TO_PB,
     PRIVACY_TO_PB,
@@ -214,6 +214,7 @@ def stats_response(
                 cache_misses=r.cache_misses,
                 cache_hit_rate=r.cache_hit_rate,
                 fallbacks=r.fallbacks,
+                caller=r.caller,
             )
             for r in routes
         ],
