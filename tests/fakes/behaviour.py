@@ -92,6 +92,9 @@ class Behaviour:
     send_done: bool = True
     #: FakeOpenAI streams: after the first text frame, send this as an error event and stop.
     stream_error: Any = None
+    #: FakeOpenAI: report at most the request's ``max_tokens`` completion tokens, as real
+    #: models do (the answer stops there).
+    honour_max_tokens: bool = False
 
     #: Vectors to return; None: ``fake_vector(text, embedding_dim)`` per input.
     embeddings: list[list[float]] | None = None

@@ -28,6 +28,7 @@ from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy,
 from llm_gateway_server.routing.observer import AttemptInfo
 from llm_gateway_server.telemetry.logging import configure_logging
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
+from tests.telemetry.records import start as start_call
 
 INFO = AttemptInfo(
     route="chat",
@@ -54,7 +55,7 @@ class _DropExporter(SpanExporter):
 
 def one_rpc(telemetry: Telemetry, metadata: Sequence[tuple[str, str]]) -> None:
     """What transport and routing do for one successful Chat."""
-    scope = telemetry.rpc.start("Chat", metadata)
+    scope = start_call(telemetry, "Chat", metadata)
     scope.set_request(
         route="chat", privacy=Privacy.STRICT, model_requested="chat", temperature=0.2, max_tokens=64
     )

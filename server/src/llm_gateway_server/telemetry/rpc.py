@@ -269,10 +269,7 @@ def _log(record: CallRecord, duration: float, error_message: str) -> None:
     fields: dict[str, Any] = {
         "request_id": record.request_id,
         "trace_id": record.trace_id,
-        "transport": record.transport,
         "method": record.method,
-        "tenant": record.tenant,
-        "caller": record.caller,
         "route": record.route,
         "provider": record.provider,
         "model": record.model,
@@ -280,11 +277,14 @@ def _log(record: CallRecord, duration: float, error_message: str) -> None:
         "latency_ms": round(duration * 1000.0, 3),
         "tokens_in": usage.prompt_tokens if usage is not None else 0,
         "tokens_out": usage.completion_tokens if usage is not None else 0,
-        "cost_usd": record.cost_usd or 0.0,
         "cached": record.cached,
         "attempts": len(record.attempts),
         "fallbacks": record.fallbacks,
+        "cost_usd": record.cost_usd or 0.0,
         "cut": record.cut,
+        "transport": record.transport,
+        "tenant": record.tenant,
+        "caller": record.caller,
         "error_reason": record.error_reason,
     }
     if record.sub_caller:
