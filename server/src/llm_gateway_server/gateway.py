@@ -364,8 +364,10 @@ class GatewayStream:
     def _account(self, routed: RoutedStream) -> None:
         record = self._record
         summary = routed.summary
-        record.provider = (summary.provider if summary else "") or routed.provider
-        record.model = (summary.model if summary else "") or routed.model
+        provider = (summary.provider if summary else "") or routed.provider
+        model = (summary.model if summary else "") or routed.model
+        # A stream closed early may not know its target: the record's attempts do.
+        record.provider, record.model = (provider, model) if provider else record.target()
         finish = summary.finish_reason if summary is not None else FinishReason.ERROR
         record.finish_reason = str(finish)
         record.cut = summary is None or summary.cut

@@ -62,12 +62,6 @@ class CallPipeline:
         self._settling: set[asyncio.Task[None]] = set()
         self._idle: list[tuple[int, asyncio.Future[None]]] = []
         self._draining = False
-        self._stopping = False
-
-    @property
-    def stopping(self) -> bool:
-        """True once running streams are being cut for shutdown."""
-        return self._stopping
 
     def drain(self) -> None:
         """Refuse new calls (UNAVAILABLE, SHUTTING_DOWN); calls in flight go on."""
@@ -181,12 +175,15 @@ class CallPipeline:
 
     def cut_streams(self) -> int:
         """Shutdown grace is over: end running streams with a cut summary (see the servicer)."""
-        self._stopping = True
         cut = 0
         for record in list(self._active):
             task = record.task
             if record.streaming and task is not None and not task.done():
-                task.cancel("shutdown")
+                record.interrupted = True
+                # Mid-write, the transport sees the flag once the write returns; cancelling
+                # there would land in the framework's code, which then drops the stream.
+                if not record.sending:
+                    task.cancel("shutdown")
                 cut += 1
         return cut
 

@@ -161,6 +161,11 @@ class CallRecord:
     pending: Pending | None = None
     #: The task serving the call (shutdown cuts running streams through it).
     task: asyncio.Task[object] | None = None
+    #: True while the transport hands a message to its framework (a shutdown cut then waits
+    #: for the next message instead of cancelling inside the framework's write).
+    sending: bool = False
+    #: Set by a shutdown cut: the transport ends the stream with a cut summary.
+    interrupted: bool = False
     #: The telemetry's own per-call state (span, activation), opaque to everyone else.
     telemetry: object | None = None
     _current: tuple[str, str] | None = None
@@ -204,6 +209,14 @@ class CallRecord:
         """The first streamed delta is leaving the gateway (only the first call counts)."""
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
+
+    def target(self) -> tuple[str, str]:
+        """The target of the attempt running now, else of the last one; ``("", "")``."""
+        if self._current is not None:
+            return self._current
+        if self.attempts:
+            return self.attempts[-1].provider, self.attempts[-1].model
+        return "", ""
 
     def end_attempts(self) -> None:
         """At close: an attempt still open was cancelled; name the target that answered."""

@@ -50,7 +50,7 @@ def _decoded(request: _Request | Undecodable) -> _Request:
 
 async def _abort(exc: BaseException, record: CallRecord, context: _Context) -> None:
     """The one place a failed call becomes a gRPC status."""
-    if context.done():
+    if context.done() or isinstance(exc, asyncio.CancelledError | GeneratorExit):
         # The caller cancelled or its deadline passed: the call is over, nothing to send.
         return
     if isinstance(exc, GatewayError):
@@ -137,7 +137,11 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                         await context.send_initial_metadata(_request_id_md(request_id))
                         record.first_token()
                         started = True
+                    record.sending = True
                     yield convert.delta_pb(delta)
+                    record.sending = False
+                    if record.interrupted:
+                        raise asyncio.CancelledError("shutdown")
             end = stream.end
             if end is None:  # pragma: no cover - deltas() always sets it when it ends
                 raise AssertionError("stream ended without a summary")
@@ -148,18 +152,27 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                 raise end.error
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
-            if not (pipeline.stopping and stream is not None and task is not None):
+            if not (record.interrupted and task is not None):
                 await pipeline.close(record, exc)
                 raise
             # Shutdown grace is over: the caller gets a summary marked cut and a reason,
             # not a bare cancel.
             task.uncancel()
             cut = ShuttingDown("the server shut down during the stream; retry on another one")
+            if stream is None:
+                await pipeline.close(record, cut)
+                await _abort(cut, record, context)
+                return
             if not started:
                 await context.send_initial_metadata(_request_id_md(request_id))
             yield views.stream_summary(stream.interrupted(cut), request_id)
             await pipeline.close(record, cut)
             await _abort(cut, record, context)
+        except GeneratorExit as exc:
+            # gRPC dropped the stream (caller gone, or shutdown cancelled it outside this
+            # generator): record why; nothing may be sent or raised from here.
+            cut = ShuttingDown("the server shut down during the stream")
+            await pipeline.close(record, cut if record.interrupted else exc)
         except BaseException as exc:
             await pipeline.close(record, exc)
             await _abort(exc, record, context)
