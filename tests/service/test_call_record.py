@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import generate_latest
 
 from llm_gateway_server.app import GatewayServer, build_server
 from llm_gateway_server.config.loader import parse_config
@@ -274,3 +275,60 @@ async def test_fallbacks_are_one_formula_in_answer_log_and_stats(
     line = await gw.line_for("Chat")
     assert (line["attempts"], line["fallbacks"]) == (2, 1)
     assert stats.stats[0].fallbacks == 1
+
+
+async def test_each_breaker_change_is_logged_once(start: Any, upstream: FakeOpenAI) -> None:
+    async with FakeOpenAI(Behaviour(fault=Fault.HTTP_ERROR)) as broken:
+        config = _config(upstream).replace(
+            "routes:\n  chat: {task: chat, targets: [{provider: local, model: m1}]}\n",
+            f"  broken: {{kind: openai_compatible, api_base: '{broken.base_url}',"
+            " locality: local, retry: {max_attempts: 1}, probe: {enabled: false},"
+            " breaker: {failure_threshold: 1}}\n"
+            "routes:\n  chat: {task: chat, targets: [{provider: broken, model: b1},"
+            " {provider: local, model: m1}]}\n",
+        )
+        gw = await start(config)
+        await gw.stub.Chat(_chat(), timeout=10)
+    lines = [line for line in gw.logs.getvalue().splitlines() if "circuit breaker" in line]
+    assert len(lines) == 1 and "closed -> open" in lines[0]
+
+
+async def test_a_stream_cut_by_the_callers_deadline_is_deadline_exceeded(
+    start: Any, upstream: FakeOpenAI
+) -> None:
+    upstream.behaviour = Behaviour(content=LONG, chunk_delay_s=0.05)
+    gw = await start(_config(upstream))
+
+    async def read() -> None:
+        async for _ in gw.stub.StreamChat(_stream(), timeout=1):
+            pass
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await read()
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    line = await gw.line_for("StreamChat")
+    assert line["status"] == "DEADLINE_EXCEEDED" and line["provider"] == "local"
+    assert line["tokens_out"] > 0
+
+
+async def test_caller_and_target_labels_are_bounded_with_an_other_bucket(
+    start: Any, upstream: FakeOpenAI
+) -> None:
+    config = _config(upstream).replace(
+        "drain_delay_s: 0",
+        "drain_delay_s: 0, allow_direct_targets: true, max_caller_labels: 2, max_target_labels: 2",
+    )
+    gw = await start(config)
+    for i, model in enumerate(("chat", "local/m2", "local/m3", "local/m4")):
+        caller = (("x-llm-gateway-caller", f"svc-{i}"),)
+        await gw.stub.Chat(_chat(model=model), timeout=10, metadata=caller)
+    text = generate_latest(gw.server.telemetry.metrics.registry).decode()
+    requests = [
+        line for line in text.splitlines() if line.startswith("llm_gateway_requests_total{")
+    ]
+    callers = {line.split('caller="')[1].split('"')[0] for line in requests}
+    routes = {line.split('route="')[1].split('"')[0] for line in requests}
+    assert callers == {"svc-0", "svc-1", "other"}
+    assert routes == {"chat", "local/m2", "other"}
+    # Stats rows use the same bounded caller; the log line keeps the real one.
+    assert {line["caller"] for line in gw.rpc_lines("Chat")} == {f"svc-{i}" for i in range(4)}

@@ -237,6 +237,7 @@ async def build_server(
     """Build the gateway server for ``snapshot`` bound to ``listen`` (port 0 picks a free port)."""
     cfg = snapshot.config
     telemetry = telemetry or setup_telemetry(cfg.telemetry)
+    telemetry.rpc.limit_target_labels(cfg.server.max_target_labels)
     state = await build_state(snapshot)
     await preload_litellm(snapshot)
     providers = build_providers(snapshot)

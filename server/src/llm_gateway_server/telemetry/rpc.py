@@ -79,6 +79,11 @@ class RpcTelemetry:
         self._routes = BoundedLabels(max_target_labels)
         self._models = BoundedLabels(max_target_labels)
 
+    def limit_target_labels(self, limit: int) -> None:
+        """Bound distinct route and model label values (``server.max_target_labels``)."""
+        self._routes = BoundedLabels(limit)
+        self._models = BoundedLabels(limit)
+
     def records_content(self, record: CallRecord) -> bool:
         """Whether prompt and answer text of ``record`` are recorded (its span records)."""
         opened = record.telemetry
