@@ -1,8 +1,8 @@
-"""Per-RPC cost of telemetry: one RpcScope plus one attempt scope, as routing drives them.
+"""Per-call cost of telemetry: one call record plus one attempt scope, as routing drives them.
 
 Not a test (no assertion on time); run it by hand:
 
-    .venv/bin/python tests/telemetry/microbench.py
+    .venv/bin/python -m tests.telemetry.microbench
 
 Measured on the 2-core dev box (Python 3.11, best of 5 x 20k, load ~1), us per RPC:
 metrics only 15; metrics + JSON log line (the default, no OTLP env) 34; the same with an

@@ -5,7 +5,7 @@ recordings (2 in-flight changes, 4 histograms, 4 counters) measured 10 us with t
 and 93 us with the OTel SDK's instruments (timeit, best of 5 x 20k, Python 3.11 on the
 2-core dev box); the scrape format is the same. Label children are cached by their value
 tuple, which halves the cost of ``labels(...)``. Whole-RPC numbers (server scope, attempt,
-log line, spans): ``.venv/bin/python tests/telemetry/microbench.py``.
+log line, spans): ``.venv/bin/python -m tests.telemetry.microbench``.
 """
 
 from __future__ import annotations
