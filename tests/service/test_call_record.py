@@ -330,5 +330,8 @@ async def test_caller_and_target_labels_are_bounded_with_an_other_bucket(
     routes = {line.split('route="')[1].split('"')[0] for line in requests}
     assert callers == {"svc-0", "svc-1", "other"}
     assert routes == {"chat", "local/m2", "other"}
-    # Stats rows use the same bounded caller; the log line keeps the real one.
+    # Stats rows are bounded the same way; the log line keeps the real caller.
+    stats = await gw.stub.GetStats(stats_pb2.GetStatsRequest(), timeout=5)
+    rows = sorted((r.route, r.caller, r.requests) for r in stats.stats)
+    assert rows == [("chat", "svc-0", 1), ("local/m2", "svc-1", 1), ("other", "other", 2)]
     assert {line["caller"] for line in gw.rpc_lines("Chat")} == {f"svc-{i}" for i in range(4)}

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.config.providers import ProviderConfig
+from llm_gateway_server.core.calls import BoundedLabels
 from llm_gateway_server.core.errors import GatewayError, LimitExceeded, StateUnavailable
 from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
 from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
@@ -82,6 +83,9 @@ class RequestPolicy:
         self._limits = limits
         self._ledger = ledger
         self._cache = cache
+        # Stats rows per route are bounded like metric labels: direct ``provider/model``
+        # targets are the callers' to name.
+        self._stat_routes = BoundedLabels(snapshot.config.server.max_target_labels)
         self.swap(snapshot, cache=cache)
 
     @property
@@ -246,7 +250,7 @@ class RequestPolicy:
         principal = admission.principal
         record = UsageRecord(
             tenant=principal.tenant,
-            route=admission.route,
+            route=self._stat_routes(admission.route),
             caller=admission.caller,
             period=principal.budget_period,
             budget_usd=principal.budget_usd,
