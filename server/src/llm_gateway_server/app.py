@@ -115,6 +115,8 @@ class GatewayServer:
     pipeline: CallPipeline
     config_path: str | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Adapters replaced by a reload, waiting for the last call that may use them.
+    _retiring: list[Provider] = field(default_factory=list)
 
     async def start(self) -> None:
         """Start telemetry, routing's probes and the gRPC server; report health."""
@@ -170,6 +172,8 @@ class GatewayServer:
         await stopping
         await self.pipeline.aclose()
         await self.router.aclose()
+        retiring, self._retiring = self._retiring, []
+        await asyncio.gather(*(p.aclose() for p in retiring), return_exceptions=True)
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         await self.state.aclose()
         await self.telemetry.aclose()
@@ -222,7 +226,10 @@ class GatewayServer:
     async def _retire(self, providers: list[Provider], generation: int) -> None:
         if not providers:
             return
+        self._retiring.extend(providers)
         await self.pipeline.idle(generation)
+        for provider in providers:
+            self._retiring.remove(provider)
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
 
 

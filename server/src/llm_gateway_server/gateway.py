@@ -8,36 +8,30 @@ runs once per call, here on an answer and from ``CallPipeline.close`` on any oth
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from llm_gateway_server.config.loader import ConfigSnapshot
-from llm_gateway_server.core.assembly import AnswerBuilder
-from llm_gateway_server.core.calls import CallRecord, check_metadata
-from llm_gateway_server.core.errors import GatewayError
+from llm_gateway_server.core.calls import CallRecord, check_metadata, settle_now
 from llm_gateway_server.core.types import (
     AttemptRecord,
     CallContext,
     ChatAnswer,
-    ChatDelta,
     ChatRequest,
     EmbedAnswer,
     EmbedRequest,
-    FinishReason,
     Principal,
     Task,
-    ToolCallDelta,
     Usage,
 )
-from llm_gateway_server.delivered import Delivered, answer_tokens, counted_usage, reported
-from llm_gateway_server.routing.results import RoutedStream
+from llm_gateway_server.delivered import answer_tokens, counted_usage, reported
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.routing.routes import Resolution
 from llm_gateway_server.routing.views import HealthView, RouteView
 from llm_gateway_server.state import Admission, GatewayState, RouteStatsView, TenantBudgetView
 from llm_gateway_server.state.pricing import cost_usd
+from llm_gateway_server.streams import GatewayStream
 from llm_gateway_server.telemetry.rpc import RpcTelemetry, privacy_name
 
 
@@ -52,22 +46,6 @@ class ChatOutcome:
     attempts: tuple[AttemptRecord, ...]
     cached: bool = False
     cost_usd: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnd:
-    """How a stream ended, for its summary message; ``error`` when it was cut."""
-
-    finish_reason: FinishReason
-    usage: Usage
-    route: str
-    provider: str
-    model: str
-    attempts: tuple[AttemptRecord, ...]
-    cached: bool = False
-    cost_usd: float | None = None
-    cut: bool = False
-    error: GatewayError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +125,6 @@ class _Settlement:
         )
 
 
-async def _settle_now(record: CallRecord) -> None:
-    pending, record.pending = record.pending, None
-    if pending is not None:
-        await pending.settle(record)
-
-
 class Gateway:
     """Serves Chat, StreamChat, Embed, ListModels, Health and GetStats over routing and state."""
 
@@ -224,7 +196,7 @@ class Gateway:
         if admission.cached is not None:
             hit = admission.cached
             _cache_hit(record, hit.provider, hit.model, hit.answer)
-            await _settle_now(record)
+            await settle_now(record)
             return ChatOutcome(
                 hit.answer, resolution.route, hit.provider, hit.model, (), cached=True, cost_usd=0.0
             )
@@ -239,7 +211,7 @@ class Gateway:
             record.usage_counted = True
             answer = replace(answer, usage=record.usage)
         record.answer = answer
-        await _settle_now(record)
+        await settle_now(record)
         return ChatOutcome(
             answer,
             result.route,
@@ -276,7 +248,7 @@ class Gateway:
         if not reported(usage):
             usage, record.usage_counted = counted_usage(request, 0), True
         record.usage = usage
-        await _settle_now(record)
+        await settle_now(record)
         return EmbedOutcome(
             result.answer,
             result.route,
@@ -308,99 +280,3 @@ def _cache_hit(record: CallRecord, provider: str, model: str, answer: ChatAnswer
     record.usage = answer.usage
     record.finish_reason = str(answer.finish_reason)
     record.answer = answer
-
-
-class GatewayStream:
-    """The deltas of one stream; ``end`` is filled once they ended (never in-band)."""
-
-    def __init__(
-        self,
-        record: CallRecord,
-        request: ChatRequest,
-        routed: RoutedStream | None,
-        replay: ChatAnswer | None,
-        *,
-        collect: bool,
-    ) -> None:
-        self._record = record
-        self._request = request
-        self._routed = routed
-        self._replay = replay
-        self._collector = AnswerBuilder() if collect else None
-        self._delivered = Delivered()
-        self.end: StreamEnd | None = None
-
-    async def deltas(self) -> AsyncGenerator[ChatDelta, None]:
-        """Every delta; close it (``aclose``) to cancel: the upstream is closed at once."""
-        record = self._record
-        if self._replay is not None:
-            yield _replay(self._replay)
-            await _settle_now(record)
-            self.end = self._end(None)
-            return
-        routed = self._routed
-        assert routed is not None
-        delivered, collector = self._delivered, self._collector
-        try:
-            async with contextlib.aclosing(aiter(routed)) as deltas:  # type: ignore[type-var]
-                async for delta in deltas:
-                    delivered.add(delta)
-                    if collector is not None:
-                        collector.add(delta)
-                    yield delta
-        finally:
-            # Whatever way the stream ended, the record learns what it delivered.
-            await routed.aclose()
-            self._account(routed)
-        await _settle_now(record)
-        summary = routed.summary
-        self.end = self._end(summary.error if summary is not None else None)
-
-    def interrupted(self, error: GatewayError) -> StreamEnd:
-        """The summary of a stream the server cut (shutdown): marked cut, with ``error``."""
-        self._record.cut = True
-        return self._end(error)
-
-    def _account(self, routed: RoutedStream) -> None:
-        record = self._record
-        summary = routed.summary
-        provider = (summary.provider if summary else "") or routed.provider
-        model = (summary.model if summary else "") or routed.model
-        # A stream closed early may not know its target: the record's attempts do.
-        record.provider, record.model = (provider, model) if provider else record.target()
-        finish = summary.finish_reason if summary is not None else FinishReason.ERROR
-        record.finish_reason = str(finish)
-        record.cut = summary is None or summary.cut
-        usage = summary.usage if summary is not None else None
-        if not reported(usage):
-            usage = counted_usage(self._request, self._delivered.completion_tokens())
-            record.usage_counted = True
-        record.usage = usage
-        if self._collector is not None and not record.cut and usage is not None:
-            record.answer = self._collector.answer(finish, usage, record.model)
-
-    def _end(self, error: GatewayError | None) -> StreamEnd:
-        record = self._record
-        finish = FinishReason(record.finish_reason) if record.finish_reason else FinishReason.ERROR
-        return StreamEnd(
-            FinishReason.ERROR if record.cut else finish,
-            record.usage or Usage(),
-            record.route,
-            record.provider,
-            record.model,
-            tuple(record.attempts),
-            cached=record.cached,
-            cost_usd=record.cost_usd,
-            cut=record.cut,
-            error=error,
-        )
-
-
-def _replay(answer: ChatAnswer) -> ChatDelta:
-    return ChatDelta(
-        content=answer.content,
-        reasoning_content=answer.reasoning_content,
-        tool_calls=tuple(
-            ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(answer.tool_calls)
-        ),
-    )

@@ -229,3 +229,10 @@ class CallRecord:
         if not self.provider and self.attempts:
             last = self.attempts[-1]
             self.provider, self.model = last.provider, last.model
+
+
+async def settle_now(record: CallRecord) -> None:
+    """Run the record's pending settlement now (once: later closes find nothing owed)."""
+    pending, record.pending = record.pending, None
+    if pending is not None:
+        await pending.settle(record)

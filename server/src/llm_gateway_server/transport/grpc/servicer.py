@@ -16,8 +16,9 @@ import grpc
 
 from llm_gateway_server.core.calls import CallRecord
 from llm_gateway_server.core.errors import GatewayError, RequestInvalid, ShuttingDown
-from llm_gateway_server.gateway import Gateway, GatewayStream
+from llm_gateway_server.gateway import Gateway
 from llm_gateway_server.pipeline import CallPipeline
+from llm_gateway_server.streams import GatewayStream
 from llm_gateway_server.transport.grpc import convert, views
 from llm_gateway_server.transport.grpc.handlers import Undecodable
 from llm_gateway_server.transport.grpc.status import internal_status, to_status
