@@ -335,3 +335,23 @@ async def test_caller_and_target_labels_are_bounded_with_an_other_bucket(
     rows = sorted((r.route, r.caller, r.requests) for r in stats.stats)
     assert rows == [("chat", "svc-0", 1), ("local/m2", "svc-1", 1), ("other", "other", 2)]
     assert {line["caller"] for line in gw.rpc_lines("Chat")} == {f"svc-{i}" for i in range(4)}
+
+
+async def test_gateway_and_caller_limits_apply_with_auth_off(
+    start: Any, upstream: FakeOpenAI
+) -> None:
+    gw = await start(
+        _config(upstream, extra="state: {caller_limits: {rpm: 2}, gateway_limits: {rpm: 3}}\n")
+    )
+
+    async def call(caller: str) -> str:
+        try:
+            await gw.stub.Chat(_chat(), timeout=10, metadata=(("x-llm-gateway-caller", caller),))
+        except grpc.aio.AioRpcError as error:
+            return f"{error.code().name} {error_info(error).reason}"
+        return "OK"
+
+    refused = "RESOURCE_EXHAUSTED RATE_LIMITED"
+    # Each caller has 2 a minute, and all of them together 3.
+    assert [await call("a"), await call("a"), await call("a")] == ["OK", "OK", refused]
+    assert [await call("b"), await call("b")] == ["OK", refused]

@@ -7,6 +7,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _Strict = ConfigDict(extra="forbid", frozen=True)
 
 
+class SharedLimitsConfig(BaseModel):
+    """Request and token rates that apply whether auth is on or off."""
+
+    model_config = _Strict
+    #: Requests per minute; unset: unlimited.
+    rpm: int | None = Field(default=None, ge=1)
+    #: Tokens per minute (the prompt estimate, corrected by the real usage); unset: unlimited.
+    tpm: int | None = Field(default=None, ge=1)
+
+
 class StateConfig(BaseModel):
     """In memory (one replica) by default; Redis shares state across replicas."""
 
@@ -30,6 +40,11 @@ class StateConfig(BaseModel):
     #: completion tokens (fewer when less budget is left), so concurrent calls cannot
     #: overrun the budget.
     budget_max_tokens: int = Field(default=4096, gt=0)
+    #: Limits over every call of the gateway (all replicas with Redis), auth on or off.
+    gateway_limits: SharedLimitsConfig = Field(default_factory=SharedLimitsConfig)
+    #: Limits of each caller (the tenant with auth on, else the caller header or
+    #: ``anonymous``; callers past ``server.max_caller_labels`` share the ``other`` limit).
+    caller_limits: SharedLimitsConfig = Field(default_factory=SharedLimitsConfig)
 
     @field_validator("redis_url")
     @classmethod

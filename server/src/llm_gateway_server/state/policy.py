@@ -126,8 +126,11 @@ class RequestPolicy:
         """
         is_chat = isinstance(request, ChatRequest)
         admission = Admission(principal, route, "chat" if is_chat else "embedding", caller=caller)
+        scopes = self._shared_scopes(caller)
         try:
             await self._limits.acquire_request(principal, route)
+            for scope in scopes:
+                await self._limits.acquire_request(scope, route)
             if isinstance(request, ChatRequest) and is_cacheable(request, self._config.cache):
                 admission.cache_ttl_s = request.cache.ttl_s
                 admission.cache_key = cache_key(
@@ -143,6 +146,8 @@ class RequestPolicy:
                     return admission
             prompt_tokens = estimate_prompt_tokens(request)
             await self._limits.acquire_tokens(principal, route, prompt_tokens)
+            for scope in scopes:
+                await self._limits.acquire_tokens(scope, route, prompt_tokens)
             admission.estimated_tokens = prompt_tokens
             await self._reserve(admission, request, targets)
         except GatewayError:
@@ -181,8 +186,7 @@ class RequestPolicy:
         admission.settled = True
         usage = answer_usage or Usage()
         if answer_usage is not None:
-            extra_tokens = usage.total_tokens - admission.estimated_tokens
-            await self._limits.add_tokens(admission.principal, admission.route, extra_tokens)
+            await self._add_tokens(admission, usage.total_tokens - admission.estimated_tokens)
         if admission.cache_key is not None and answer is not None:
             await self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
         await self._record(
@@ -209,8 +213,7 @@ class RequestPolicy:
         logger.debug("request on route %s failed: %s", admission.route, error_reason)
         spent = usage or Usage()
         if usage is not None:
-            extra_tokens = spent.total_tokens - admission.estimated_tokens
-            await self._limits.add_tokens(admission.principal, admission.route, extra_tokens)
+            await self._add_tokens(admission, spent.total_tokens - admission.estimated_tokens)
         await self._record(
             admission,
             errors=1,
@@ -219,6 +222,27 @@ class RequestPolicy:
             prompt_tokens=spent.prompt_tokens,
             completion_tokens=spent.completion_tokens,
         )
+
+    def _shared_scopes(self, caller: str) -> list[Principal]:
+        """The gateway-wide and per-caller limits as principals of their own, named
+        ``@gateway`` and ``@caller:NAME`` in windows and refusals."""
+        state = self._config.state
+        scopes = []
+        # The narrower window first: a call one caller may not make uses none of the
+        # gateway's window.
+        own = state.caller_limits
+        if own.rpm is not None or own.tpm is not None:
+            name = caller or "anonymous"
+            scopes.append(Principal(tenant=f"@caller:{name}", rpm=own.rpm, tpm=own.tpm))
+        shared = state.gateway_limits
+        if shared.rpm is not None or shared.tpm is not None:
+            scopes.append(Principal(tenant="@gateway", rpm=shared.rpm, tpm=shared.tpm))
+        return scopes
+
+    async def _add_tokens(self, admission: Admission, tokens: int) -> None:
+        await self._limits.add_tokens(admission.principal, admission.route, tokens)
+        for scope in self._shared_scopes(admission.caller):
+            await self._limits.add_tokens(scope, admission.route, tokens)
 
     async def _lookup(self, key: str) -> CachedAnswer | None:
         try:
