@@ -125,16 +125,19 @@ class CallPipeline:
         # what a call delivered is charged however it ended.
         task = asyncio.get_running_loop().create_task(pending.settle(record))
         self._settling.add(task)
-        task.add_done_callback(lambda done: self._settled(done, record))
+        task.add_done_callback(self._settling.discard)
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            pass
-        except Exception:  # noqa: S110 - _settled logs it
-            pass
+            # Cancelled again meanwhile: the record is consumed once the settlement ends.
+            task.add_done_callback(lambda done: self._settled(done, record))
+            return
+        except Exception as error:
+            logger.error("settling request %s failed", record.request_id, exc_info=error)
+        # Here, not in a callback: the request's context is undone where it was entered.
+        self._finish(record)
 
     def _settled(self, task: asyncio.Task[None], record: CallRecord) -> None:
-        self._settling.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.error("settling request %s failed", record.request_id, exc_info=error)
         self._finish(record)

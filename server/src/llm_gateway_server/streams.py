@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from llm_gateway_server.core.assembly import AnswerBuilder
 from llm_gateway_server.core.calls import CallRecord, settle_now
-from llm_gateway_server.core.errors import GatewayError
+from llm_gateway_server.core.errors import DeadlineExceeded, GatewayError
+from llm_gateway_server.core.status import past_deadline
 from llm_gateway_server.core.types import (
     AttemptRecord,
     ChatAnswer,
@@ -85,9 +86,17 @@ class GatewayStream:
             # Whatever way the stream ended, the record learns what it delivered.
             await routed.aclose()
             self._account(routed)
-        await settle_now(record)
         summary = routed.summary
-        self.end = self._end(summary.error if summary is not None else None)
+        error = summary.error if summary is not None else None
+        if error is not None and past_deadline(record.deadline):
+            # The upstream was cut by the caller's own deadline, not by a failure.
+            error = DeadlineExceeded(
+                f"the deadline passed during the stream on {record.route!r}",
+                metadata={"route": record.route},
+            )
+            record.error_reason = error.reason
+        await settle_now(record)
+        self.end = self._end(error)
 
     def interrupted(self, error: GatewayError) -> StreamEnd:
         """The summary of a stream the server cut (shutdown): marked cut, with ``error``."""

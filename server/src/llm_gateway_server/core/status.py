@@ -55,6 +55,11 @@ def code_name(error: GatewayError) -> str:
     return "INTERNAL"
 
 
+def past_deadline(deadline: float) -> bool:
+    """True at or within a hair of ``deadline`` (``time.monotonic()``)."""
+    return time.monotonic() >= deadline - _DEADLINE_MARGIN_S
+
+
 def outcome(exc: BaseException | None, *, deadline: float) -> tuple[str, str, str]:
     """``(code name, ErrorInfo reason, message)`` of how a call ended.
 
@@ -66,7 +71,7 @@ def outcome(exc: BaseException | None, *, deadline: float) -> tuple[str, str, st
     if isinstance(exc, GatewayError):
         return code_name(exc), exc.reason, exc.message
     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-        if time.monotonic() >= deadline - _DEADLINE_MARGIN_S:
+        if past_deadline(deadline):
             return "DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "the caller's deadline passed"
         return "CANCELLED", "CANCELLED", ""
     return "INTERNAL", "INTERNAL", ""
