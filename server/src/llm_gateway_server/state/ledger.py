@@ -62,9 +62,13 @@ class UsageRecord:
     cache_hits: int = 0
     cache_misses: int = 0
     fallbacks: int = 0
+    #: False for spend against a shared budget (``@gateway``, ``@caller:X``): no stats row.
+    stats: bool = True
 
     def counters(self) -> dict[str, int]:
         """The non-zero stat increments."""
+        if not self.stats:
+            return {}
         values = {name: int(getattr(self, name)) for name in STAT_FIELDS}
         return {name: value for name, value in values.items() if value}
 
@@ -190,7 +194,9 @@ class MemoryLedger:
         if res is not None and res.period_id == book.period_id:
             book.held.pop(res.id, None)
         book.spent_nanos += record.cost_nanos
-        book.rows.setdefault((record.route, record.caller), Counter()).update(record.counters())
+        counters = record.counters()
+        if counters:  # a released hold alone adds no stats row
+            book.rows.setdefault((record.route, record.caller), Counter()).update(counters)
 
     async def query(
         self, tenant: str | None, route: str | None, caller: str | None = None

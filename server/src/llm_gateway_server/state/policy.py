@@ -16,19 +16,16 @@ error of the prompt estimate.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 
 from llm_gateway_server.config.loader import ConfigSnapshot
-from llm_gateway_server.config.providers import ProviderConfig
+from llm_gateway_server.config.state import SharedLimitsConfig
 from llm_gateway_server.core.calls import BoundedLabels
-from llm_gateway_server.core.errors import GatewayError, LimitExceeded, StateUnavailable
+from llm_gateway_server.core.errors import GatewayError
 from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
+from llm_gateway_server.state.budgets import Budgets, Hold
 from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
-from llm_gateway_server.state.periods import period_end
-from llm_gateway_server.state.pricing import cost_usd
 from llm_gateway_server.state.rate_limits import RateLimits
 from llm_gateway_server.state.redis_health import StoreUnavailable
 from llm_gateway_server.state.response_cache import (
@@ -38,7 +35,7 @@ from llm_gateway_server.state.response_cache import (
     is_storable,
     new_entry,
 )
-from llm_gateway_server.state.tokens import estimate_completion_tokens, estimate_prompt_tokens
+from llm_gateway_server.state.tokens import estimate_prompt_tokens
 from llm_gateway_server.state.views import CachedAnswer, to_nanos
 
 logger = logging.getLogger(__name__)
@@ -67,6 +64,8 @@ class Admission:
     caller: str = ""
     #: ``max_tokens`` to send upstream: what the budget reservation covers (``None``: as asked).
     max_tokens: int | None = None
+    #: Holds on the gateway's and the caller's budgets (``state.*_limits.budget_usd``).
+    shared: tuple[Hold, ...] = ()
 
 
 class RequestPolicy:
@@ -86,6 +85,7 @@ class RequestPolicy:
         # Stats rows per route are bounded like metric labels: direct ``provider/model``
         # targets are the callers' to name.
         self._stat_routes = BoundedLabels(snapshot.config.server.max_target_labels)
+        self._budgets = Budgets(snapshot, ledger)
         self.swap(snapshot, cache=cache)
 
     @property
@@ -97,6 +97,7 @@ class RequestPolicy:
         """Take a reloaded config (and, when given, a rebuilt cache)."""
         self._snapshot = snapshot
         self._config = snapshot.config
+        self._budgets.swap(snapshot)
         self._limits.fail_open = snapshot.config.state.limits_fail_open
         if cache is not None:
             self._cache = cache
@@ -149,7 +150,13 @@ class RequestPolicy:
             for scope in scopes:
                 await self._limits.acquire_tokens(scope, route, prompt_tokens)
             admission.estimated_tokens = prompt_tokens
-            await self._reserve(admission, request, targets)
+            grant = await self._budgets.reserve([principal, *scopes], route, request, targets)
+            for hold in grant.holds:
+                if hold.owner is principal:
+                    admission.reservation = hold.reservation
+                else:
+                    admission.shared += (hold,)
+            admission.max_tokens = grant.max_tokens
         except GatewayError:
             admission.settled = True
             await self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key)))
@@ -197,6 +204,7 @@ class RequestPolicy:
             cache_misses=int(admission.cache_key is not None),
             fallbacks=int(fallbacks > 0),
         )
+        await self._release_shared(admission, cost_usd)
 
     async def fail(
         self,
@@ -222,6 +230,7 @@ class RequestPolicy:
             prompt_tokens=spent.prompt_tokens,
             completion_tokens=spent.completion_tokens,
         )
+        await self._release_shared(admission, cost_usd)
 
     def _shared_scopes(self, caller: str) -> list[Principal]:
         """The gateway-wide and per-caller limits as principals of their own, named
@@ -231,13 +240,21 @@ class RequestPolicy:
         # The narrower window first: a call one caller may not make uses none of the
         # gateway's window.
         own = state.caller_limits
-        if own.rpm is not None or own.tpm is not None:
-            name = caller or "anonymous"
-            scopes.append(Principal(tenant=f"@caller:{name}", rpm=own.rpm, tpm=own.tpm))
+        if own.active:
+            scopes.append(_scope(f"@caller:{caller or 'anonymous'}", own))
         shared = state.gateway_limits
-        if shared.rpm is not None or shared.tpm is not None:
-            scopes.append(Principal(tenant="@gateway", rpm=shared.rpm, tpm=shared.tpm))
+        if shared.active:
+            scopes.append(_scope("@gateway", shared))
         return scopes
+
+    async def _release_shared(self, admission: Admission, cost_usd: float | None) -> None:
+        if admission.shared:
+            await self._budgets.release(
+                admission.shared,
+                route=self._stat_routes(admission.route),
+                caller=admission.caller,
+                cost_nanos=to_nanos(cost_usd or 0.0),
+            )
 
     async def _add_tokens(self, admission: Admission, tokens: int) -> None:
         await self._limits.add_tokens(admission.principal, admission.route, tokens)
@@ -272,13 +289,15 @@ class RequestPolicy:
 
     async def _record(self, admission: Admission, **counters: int) -> None:
         principal = admission.principal
-        record = UsageRecord(
-            tenant=principal.tenant,
-            route=self._stat_routes(admission.route),
-            caller=admission.caller,
-            period=principal.budget_period,
-            budget_usd=principal.budget_usd,
-            reservation=admission.reservation,
+        record = replace(
+            UsageRecord(
+                tenant=principal.tenant,
+                route=self._stat_routes(admission.route),
+                caller=admission.caller,
+                period=principal.budget_period,
+                budget_usd=principal.budget_usd,
+                reservation=admission.reservation,
+            ),
             **counters,
         )
         try:
@@ -286,118 +305,12 @@ class RequestPolicy:
         except StoreUnavailable:
             return
 
-    def _candidates(
-        self, route: str, targets: Sequence[tuple[str, str]] | None
-    ) -> list[tuple[ProviderConfig, str]]:
-        config = self._config
-        if targets is None:
-            route_config = config.routes.get(route)
-            if route_config is not None:
-                targets = [(t.provider, t.model) for t in route_config.targets]
-            elif "/" in route:
-                provider, _, model = route.partition("/")
-                targets = [(provider, model)]
-            else:
-                targets = []
-        return [(config.providers[p], m) for p, m in targets if p in config.providers]
 
-    def prices_nanos(
-        self,
-        route: str,
-        request: ChatRequest | EmbedRequest,
-        targets: Sequence[tuple[str, str]] | None = None,
-    ) -> tuple[int, float] | None:
-        """The dearest targets' ``(prompt cost, cost of one completion token)`` in
-        nano-dollars for ``request``; ``None`` when a price is unknown."""
-        kind = "chat" if isinstance(request, ChatRequest) else "embedding"
-        prompt = Usage(prompt_tokens=estimate_prompt_tokens(request))
-        million = Usage(completion_tokens=1_000_000)
-        prompt_costs: list[int] = []
-        token_costs: list[float] = []
-        for provider, model in self._candidates(route, targets):
-            prompt_cost = cost_usd(provider, kind, model, prompt)
-            token_cost = cost_usd(provider, kind, model, million) if kind == "chat" else 0.0
-            if prompt_cost is None or token_cost is None:
-                return None
-            prompt_costs.append(to_nanos(prompt_cost))
-            token_costs.append(token_cost * 1e9 / 1_000_000)
-        if not prompt_costs:
-            return None
-        return max(prompt_costs), max(token_costs)
-
-    def estimate_cost_nanos(
-        self,
-        route: str,
-        request: ChatRequest | EmbedRequest,
-        targets: Sequence[tuple[str, str]] | None = None,
-    ) -> int | None:
-        """The dearest target's estimated cost in nano-dollars; ``None`` when unknown.
-
-        0 means free everywhere (local models), so the budget is not even consulted.
-        """
-        prices = self.prices_nanos(route, request, targets)
-        if prices is None:
-            return None
-        prompt, per_token = prices
-        completion = estimate_completion_tokens(
-            request, self._config.state.estimated_completion_tokens
-        )
-        return prompt + math.ceil(per_token * completion)
-
-    async def _reserve(
-        self,
-        admission: Admission,
-        request: ChatRequest | EmbedRequest,
-        targets: Sequence[tuple[str, str]] | None,
-    ) -> None:
-        principal = admission.principal
-        if principal.budget_usd is None:
-            return
-        prices = self.prices_nanos(admission.route, request, targets)
-        wanted: int | None = None
-        if prices is None:
-            # An unknown price still needs some budget left: reserve one nano-dollar.
-            prompt, per_token, nanos, least = 0, 0.0, 1, 1
-        else:
-            prompt, per_token = prices
-            if isinstance(request, ChatRequest) and per_token > 0:
-                asked = request.sampling.max_tokens
-                wanted = asked if asked is not None else self._config.state.budget_max_tokens
-                nanos = prompt + math.ceil(per_token * wanted)
-                least = prompt + math.ceil(per_token)
-            else:
-                nanos = least = prompt
-            if nanos == 0:
-                return
-        try:
-            reservation = await self._ledger.reserve(
-                principal.tenant,
-                principal.budget_period,
-                budget_nanos=to_nanos(principal.budget_usd),
-                nanos=nanos,
-                min_nanos=least,
-                ttl_s=self._config.state.reservation_ttl_s,
-            )
-        except StoreUnavailable:
-            if self._config.state.limits_fail_open:
-                return
-            raise StateUnavailable(
-                "the budget cannot be checked right now (state store unavailable)",
-                metadata={"limit": "budget"},
-                retry_after_s=1.0,
-            ) from None
-        if reservation is None:
-            end = period_end(principal.budget_period)
-            retry = (end - datetime.now(UTC)).total_seconds() if end is not None else None
-            raise LimitExceeded(
-                f"the budget of {principal.budget_usd:g} USD per {principal.budget_period} "
-                "is spent",
-                reason="BUDGET_EXCEEDED",
-                metadata={"tenant": principal.tenant, "period": principal.budget_period},
-                retry_after_s=retry,
-            )
-        admission.reservation = reservation
-        if wanted is not None:
-            # The largest completion the grant covers: the upstream is held to it.
-            fits = math.floor((reservation.nanos - prompt) / per_token)
-            admission.max_tokens = max(1, min(wanted, fits))
+def _scope(name: str, limits: SharedLimitsConfig) -> Principal:
+    return Principal(
+        tenant=name,
+        rpm=limits.rpm,
+        tpm=limits.tpm,
+        budget_usd=limits.budget_usd,
+        budget_period=limits.budget_period.value,
+    )

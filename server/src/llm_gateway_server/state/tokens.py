@@ -119,11 +119,3 @@ def estimate_prompt_tokens(request: ChatRequest | EmbedRequest) -> int:
         + _TOKENS_PER_MESSAGE * len(request.messages)
         + _TOKENS_PER_IMAGE * images
     )
-
-
-def estimate_completion_tokens(request: ChatRequest | EmbedRequest, default: int) -> int:
-    """Completion tokens to reserve budget for: ``max_tokens`` when set, else ``default``."""
-    if isinstance(request, EmbedRequest):
-        return 0
-    max_tokens = request.sampling.max_tokens
-    return max_tokens if max_tokens is not None else default
