@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 from llm_gateway_server.config.loader import ConfigSnapshot
 from llm_gateway_server.config.state import SharedLimitsConfig
@@ -289,16 +290,16 @@ class RequestPolicy:
 
     async def _record(self, admission: Admission, **counters: int) -> None:
         principal = admission.principal
-        record = replace(
-            UsageRecord(
-                tenant=principal.tenant,
-                route=self._stat_routes(admission.route),
-                caller=admission.caller,
-                period=principal.budget_period,
-                budget_usd=principal.budget_usd,
-                reservation=admission.reservation,
-            ),
-            **counters,
+        # The counters are UsageRecord's int fields, by name (requests, errors, ...).
+        increments: dict[str, Any] = counters
+        record = UsageRecord(
+            tenant=principal.tenant,
+            route=self._stat_routes(admission.route),
+            caller=admission.caller,
+            period=principal.budget_period,
+            budget_usd=principal.budget_usd,
+            reservation=admission.reservation,
+            **increments,
         )
         try:
             await self._ledger.record(record)
