@@ -108,6 +108,9 @@ class Behaviour:
     oversize_bytes: int = 0
     #: With ``oversize_bytes``: declare the size in Content-Length (else chunked).
     oversize_declared: bool = False
+    #: FakeOpenAI: report at most the request's ``max_tokens`` completion tokens, as real
+    #: models do (the answer stops there).
+    honour_max_tokens: bool = False
 
     #: Vectors to return; None: ``fake_vector(text, embedding_dim)`` per input.
     embeddings: list[list[float]] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -53,6 +54,12 @@ class FakeOpenAI(FakeUpstream):
         if denied is not None:
             return denied
         model = b.model or (body or {}).get("model", "fake-model")
+        limit = (body or {}).get("max_tokens")
+        if b.honour_max_tokens and isinstance(limit, int):
+            usage = dataclasses.replace(
+                b.usage, completion_tokens=min(b.usage.completion_tokens, limit)
+            )
+            b = dataclasses.replace(b, usage=usage)
         if (body or {}).get("stream"):
             include_usage = bool(((body or {}).get("stream_options") or {}).get("include_usage"))
             include_usage = include_usage and not b.omit_usage

@@ -119,8 +119,8 @@ async def test_chat_with_one_fallback_is_traced_measured_and_logged(
         text = await resp.text()
     assert 'llm_gateway_fallbacks_total{route="chat"} 1.0' in text
     assert (
-        'llm_gateway_requests_total{model="model-b",provider="beta",route="chat",status="OK"} 1.0'
-        in text
+        'llm_gateway_requests_total{caller="anonymous",model="model-b",provider="beta",'
+        'route="chat",status="OK"} 1.0' in text
     )
     assert "gen_ai_client_operation_duration_seconds_count" in text
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis.asyncio
 
-from llm_gateway_server.core.errors import LimitExceeded, Unauthenticated
+from llm_gateway_server.core.errors import LimitExceeded, StateUnavailable, Unauthenticated
 from llm_gateway_server.core.types import Principal
 from llm_gateway_server.state import GatewayState, StatsUnavailable, build_state
 from tests.state.redis_server import RedisServer
@@ -100,13 +100,15 @@ async def test_limits_fail_closed_when_configured_then_recover(
 
     own_redis.stop()
     for _ in range(2):
-        with pytest.raises(LimitExceeded) as refused:
+        # Refused because the store is down, not because the caller is over a limit.
+        with pytest.raises(StateUnavailable) as refused:
             await state.policy.admit(limited, "chat", chat(temperature=None))
-        assert refused.value.reason == "RATE_LIMITED"
+        assert refused.value.reason == "STATE_UNAVAILABLE"
+        assert refused.value.metadata["limit"] == "requests_per_minute"
         assert refused.value.retry_after_s is not None
-    with pytest.raises(LimitExceeded) as no_budget:
+    with pytest.raises(StateUnavailable) as no_budget:
         await state.policy.admit(budgeted, "paid", chat(temperature=None))
-    assert no_budget.value.reason == "BUDGET_EXCEEDED"
+    assert no_budget.value.reason == "STATE_UNAVAILABLE"
     # A caller with neither limits nor budget needs no shared state: still served.
     await state.policy.admit(Principal(tenant="free"), "chat", chat())
 

@@ -1,8 +1,8 @@
-"""Per-RPC cost of telemetry: one RpcScope plus one attempt scope, as routing drives them.
+"""Per-call cost of telemetry: one call record plus one attempt scope, as routing drives them.
 
 Not a test (no assertion on time); run it by hand:
 
-    .venv/bin/python tests/telemetry/microbench.py
+    .venv/bin/python -m tests.telemetry.microbench
 
 Measured on the 2-core dev box (Python 3.11, best of 5 x 20k, load ~1), us per RPC:
 metrics only 15; metrics + JSON log line (the default, no OTLP env) 34; the same with an
@@ -28,6 +28,7 @@ from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy,
 from llm_gateway_server.routing.observer import AttemptInfo
 from llm_gateway_server.telemetry.logging import configure_logging
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
+from tests.telemetry.records import start as start_call
 
 INFO = AttemptInfo(
     route="chat",
@@ -54,7 +55,7 @@ class _DropExporter(SpanExporter):
 
 def one_rpc(telemetry: Telemetry, metadata: Sequence[tuple[str, str]]) -> None:
     """What transport and routing do for one successful Chat."""
-    scope = telemetry.rpc.start("Chat", metadata)
+    scope = start_call(telemetry, "Chat", metadata)
     scope.set_request(
         route="chat", privacy=Privacy.STRICT, model_requested="chat", temperature=0.2, max_tokens=64
     )

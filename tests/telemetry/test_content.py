@@ -20,6 +20,7 @@ from llm_gateway_server.core.types import (
     ToolCall,
     Usage,
 )
+from tests.telemetry.records import start as start_call
 
 from .conftest import LogCapture, MakeTelemetry, attempt_info
 
@@ -41,7 +42,7 @@ MESSAGES = (
 
 def run_chat(make_telemetry: MakeTelemetry, exporter: InMemorySpanExporter, record: bool) -> None:
     telemetry = make_telemetry(exporter=exporter, record_content=record)
-    with telemetry.rpc.start("Chat", []) as scope:
+    with start_call(telemetry, "Chat", []) as scope:
         assert scope.records_content is record
         scope.set_request(
             route="chat", privacy=Privacy.FLEXIBLE, model_requested="chat", messages=MESSAGES
@@ -121,7 +122,7 @@ async def test_without_tracing_content_is_never_kept(
     make_telemetry: MakeTelemetry, record: bool
 ) -> None:
     telemetry = make_telemetry(record_content=record)
-    with telemetry.rpc.start("Embed", []) as scope:
+    with start_call(telemetry, "Embed", []) as scope:
         assert not scope.records_content
         scope.set_request(
             route="embed", privacy=Privacy.STRICT, model_requested="embed", inputs=(PROMPT,)

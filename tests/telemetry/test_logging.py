@@ -13,6 +13,7 @@ from llm_gateway_server.core.redaction import redact
 from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy, Usage
 from llm_gateway_server.telemetry.context import current_request_id
 from llm_gateway_server.telemetry.logging import Redactor
+from tests.telemetry.records import start as start_call
 
 from .conftest import CALLER_TRACE_ID, TRACEPARENT, LogCapture, MakeTelemetry, attempt_info
 
@@ -38,7 +39,7 @@ OPENAI_KEY = "sk-proj-abcdefghijklmnop1234"
 
 def chat(make_telemetry: MakeTelemetry, metadata: list[tuple[str, str]]) -> str:
     telemetry = make_telemetry()
-    with telemetry.rpc.start("Chat", metadata) as scope:
+    with start_call(telemetry, "Chat", metadata) as scope:
         logging.getLogger("llm_gateway_server.routing").info("routing %s", "chat")
         scope.set_request(route="chat", privacy=Privacy.STRICT, model_requested="chat")
         with telemetry.observer.attempt(attempt_info("ollama", "llama3.2", 1)) as attempt:
@@ -108,7 +109,7 @@ async def test_failed_rpc_line_names_the_reason_and_counts_as_warning(
     make_telemetry: MakeTelemetry, logs: LogCapture
 ) -> None:
     telemetry = make_telemetry()
-    scope = telemetry.rpc.start("Embed", [("x-request-id", "r1")])
+    scope = start_call(telemetry, "Embed", [("x-request-id", "r1")])
     scope.end(
         "RESOURCE_EXHAUSTED",
         error_reason="RATE_LIMITED",
@@ -125,7 +126,7 @@ async def test_trace_id_of_our_own_span_is_logged_when_tracing(
     make_telemetry: MakeTelemetry, logs: LogCapture, exporter: InMemorySpanExporter
 ) -> None:
     telemetry = make_telemetry(exporter=exporter)
-    with telemetry.rpc.start("Health", []) as scope:
+    with start_call(telemetry, "Health", []) as scope:
         pass
     (span,) = exporter.get_finished_spans()
     (line,) = logs.rpc_records()

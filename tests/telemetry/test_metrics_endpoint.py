@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from llm_gateway_server.config.telemetry import TelemetryConfig
 from llm_gateway_server.core.types import AttemptOutcome, FinishReason, Privacy, Usage
 from llm_gateway_server.telemetry.setup import Telemetry, metrics_address
+from tests.telemetry.records import start as start_call
 
 from .conftest import MakeTelemetry, attempt_info
 
@@ -36,7 +37,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def successful_chat(telemetry: Telemetry, *, stream: bool = False) -> None:
     usage = Usage(prompt_tokens=10, completion_tokens=4)
-    with telemetry.rpc.start("StreamChat" if stream else "Chat", []) as scope:
+    with start_call(telemetry, "StreamChat" if stream else "Chat", []) as scope:
         scope.set_request(route="chat", privacy=Privacy.STRICT, model_requested="chat")
         scope.set_cache(False)
         info = attempt_info("ollama", "llama3.2", 1, streaming=stream)
@@ -65,7 +66,7 @@ async def test_metrics_endpoint_counts_known_traffic(make_telemetry: MakeTelemet
     for _ in range(3):
         successful_chat(telemetry)
     successful_chat(telemetry, stream=True)
-    with telemetry.rpc.start("Chat", []) as cached:  # a cache hit spends nothing upstream
+    with start_call(telemetry, "Chat", []) as cached:  # a cache hit spends nothing upstream
         cached.set_request(route="chat", privacy=Privacy.STRICT, model_requested="chat")
         cached.set_cache(True)
         cached.set_result(
@@ -79,9 +80,9 @@ async def test_metrics_endpoint_counts_known_traffic(make_telemetry: MakeTelemet
             cached=True,
         )
     for reason in ("RATE_LIMITED", "TOKEN_RATE_LIMITED", "BUDGET_EXCEEDED"):
-        rejected = telemetry.rpc.start("Chat", [])
+        rejected = start_call(telemetry, "Chat", [])
         rejected.end("RESOURCE_EXHAUSTED", error_reason=reason)
-    failed = telemetry.rpc.start("Chat", [])
+    failed = start_call(telemetry, "Chat", [])
     failed.set_request(route="chat", privacy=Privacy.STRICT, model_requested="chat")
     with telemetry.observer.attempt(attempt_info("cloud", "gpt-x", 1)) as attempt:
         attempt.finish(AttemptOutcome.TIMEOUT, error="timed out")
@@ -91,7 +92,13 @@ async def test_metrics_endpoint_counts_known_traffic(make_telemetry: MakeTelemet
     telemetry.observer.breaker_transition("ollama", "llama3.2", "open", "half_open")
 
     samples = await scrape(telemetry)
-    ok = {"route": "chat", "provider": "ollama", "model": "llama3.2", "status": "OK"}
+    ok = {
+        "route": "chat",
+        "provider": "ollama",
+        "model": "llama3.2",
+        "status": "OK",
+        "caller": "anonymous",
+    }
     assert value(samples, "llm_gateway_requests_total", **ok) == 5
     assert (
         value(
@@ -101,6 +108,7 @@ async def test_metrics_endpoint_counts_known_traffic(make_telemetry: MakeTelemet
             provider="",
             model="",
             status="UNAVAILABLE",
+            caller="anonymous",
         )
         == 1
     )
@@ -116,7 +124,8 @@ async def test_metrics_endpoint_counts_known_traffic(make_telemetry: MakeTelemet
     target = {"route": "chat", "provider": "ollama", "model": "llama3.2"}
     assert value(samples, "llm_gateway_tokens_total", **target, direction="input") == 40
     assert value(samples, "llm_gateway_tokens_total", **target, direction="output") == 16
-    assert value(samples, "llm_gateway_cost_usd_total", **target) == pytest.approx(0.008)
+    spent = value(samples, "llm_gateway_cost_usd_total", **target, caller="anonymous")
+    assert spent == pytest.approx(0.008)
 
     client = {
         "gen_ai_operation_name": "chat",
@@ -176,7 +185,7 @@ async def test_latest_conventions_are_emitted_too_when_opted_in(
     await telemetry.start()
     successful_chat(telemetry, stream=True)
     cloud = attempt_info("cloud", "gpt-x", 1)
-    with telemetry.rpc.start("Chat", []), telemetry.observer.attempt(cloud) as attempt:
+    with start_call(telemetry, "Chat", []), telemetry.observer.attempt(cloud) as attempt:
         attempt.finish(AttemptOutcome.RATE_LIMITED)
     samples = await scrape(telemetry)
     client = {

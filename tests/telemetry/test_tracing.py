@@ -26,6 +26,7 @@ from llm_gateway_server.telemetry.tracing import otlp_traces_configured
 from tests.fakes.behaviour import Behaviour, Fault
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import RecordedRequest
+from tests.telemetry.records import start as start_call
 
 from .conftest import CALLER_SPAN_ID, CALLER_TRACE_ID, TRACEPARENT, MakeTelemetry, attempt_info
 
@@ -64,7 +65,7 @@ async def chat_with_one_fallback(
     messages = (Message(role=Role.USER, content=PROMPT),)
     request = ProviderChatRequest(model="model-a", messages=messages)
     try:
-        with telemetry.rpc.start("Chat", metadata) as scope:
+        with start_call(telemetry, "Chat", metadata) as scope:
             scope.set_request(
                 route="chat",
                 privacy=Privacy.STRICT,
@@ -210,7 +211,7 @@ async def test_without_traceparent_the_server_span_starts_a_trace(
     healthy: FakeOpenAI,
 ) -> None:
     telemetry = make_telemetry(exporter=exporter)
-    scope = telemetry.rpc.start("Chat", [])
+    scope = start_call(telemetry, "Chat", [])
     trace_id = scope.trace_id
     scope.end("OK")
     (span,) = exporter.get_finished_spans()
@@ -233,7 +234,7 @@ async def test_without_exporter_or_traceparent_nothing_is_propagated(
     make_telemetry: MakeTelemetry, failing: FakeOpenAI, healthy: FakeOpenAI
 ) -> None:
     telemetry = make_telemetry()
-    scope = telemetry.rpc.start("Chat", [])
+    scope = start_call(telemetry, "Chat", [])
     assert scope.trace_id == ""
     scope.end("OK")
     await chat_with_one_fallback(telemetry, failing, healthy, [])
@@ -244,7 +245,7 @@ async def test_failing_rpc_marks_the_server_span_and_an_escaping_error_the_attem
     make_telemetry: MakeTelemetry, exporter: InMemorySpanExporter
 ) -> None:
     telemetry = make_telemetry(exporter=exporter)
-    scope = telemetry.rpc.start("Chat", [])
+    scope = start_call(telemetry, "Chat", [])
     scope.set_request(route="chat", privacy="strict", model_requested="chat")
     with pytest.raises(TimeoutError), telemetry.observer.attempt(attempt_info("alpha", "m", 1)):
         raise TimeoutError
@@ -304,7 +305,7 @@ async def test_a_scope_closed_from_another_context_ends_quietly(
 ) -> None:
     # A stream abandoned by its caller may be finalised by the garbage collector elsewhere.
     telemetry = make_telemetry(exporter=exporter)
-    scope = telemetry.rpc.start("StreamChat", [])
+    scope = start_call(telemetry, "StreamChat", [])
     attempt = telemetry.observer.attempt(attempt_info("alpha", "m", 1, streaming=True))
     attempt.__enter__()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import struct_pb2
 
 from llm_gateway_server.core.types import CacheMode, Privacy, Role, Task
-from llm_gateway_server.transport.convert import chat_request
+from llm_gateway_server.transport.grpc.convert import chat_request
 from llmgateway.v1 import chat_pb2, common_pb2
 
 

@@ -7,6 +7,7 @@ is passed in through constructors, nothing is a global.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,22 +20,46 @@ from grpc_reflection.v1alpha import reflection
 
 from llm_gateway_server.config.defaults import GATEWAY_SERVICE_NAME, LIVENESS_SERVICE_NAME
 from llm_gateway_server.config.loader import ConfigError, ConfigSnapshot, load_config
-from llm_gateway_server.config.server import TlsConfig
+from llm_gateway_server.config.server import ServerConfig, TlsConfig
 from llm_gateway_server.gateway import Gateway
+from llm_gateway_server.pipeline import CallPipeline
 from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.providers.registry import build_provider
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
+from llm_gateway_server.state.tokens import load_tokenizer
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
+from llm_gateway_server.transport.grpc import handlers
+from llm_gateway_server.transport.grpc.reflection import enable_reflection
+from llm_gateway_server.transport.grpc.servicer import GatewayServicer
 from llm_gateway_server.transport.http.server import HttpFacade
-from llm_gateway_server.transport.reflection import enable_reflection
-from llm_gateway_server.transport.servicer import GatewayServicer
-from llmgateway.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from llmgateway.v1 import gateway_service_pb2
 
 logger = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+#: Seconds before the end of the shutdown grace at which running streams are cut with a
+#: summary, so the summary leaves before gRPC cancels what is left.
+_CUT_MARGIN_S = 0.5
+#: Connection-age grace beyond the longest call: time for its last message to leave.
+_AGE_GRACE_MARGIN_S = 5.0
+
+
+def connection_age_options(server: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC connection-age options: the grace covers the longest call the server allows.
+
+    Connection age rebalances clients across replicas (GOAWAY, then they reconnect); the
+    grace is how long calls already on the old connection may still run, so it is the
+    longest call, not the shutdown grace: the server never cuts a call it accepted.
+    """
+    if server.max_connection_age_s <= 0:
+        return []
+    grace_s = server.longest_call_s + _AGE_GRACE_MARGIN_S
+    return [
+        ("grpc.max_connection_age_ms", int(server.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(grace_s * 1000)),
+    ]
 
 
 def build_providers(
@@ -87,14 +112,22 @@ class GatewayServer:
     providers: dict[str, Provider]
     health: HealthServicer
     servicer: GatewayServicer
+    pipeline: CallPipeline
     config_path: str | None = None
     #: The OpenAI/Ollama HTTP facade; ``None`` when ``http.listen`` is empty.
     http: HttpFacade | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Adapters replaced by a reload, waiting for the last call that may use them.
+    _retiring: list[Provider] = field(default_factory=list)
 
     async def start(self) -> None:
         """Start telemetry, routing's probes and the gRPC server; report health."""
         await self.telemetry.start()
+        # The tokenizer reads its encoding file off the event loop, without delaying start-up
+        # (counts use four characters a token until it is loaded).
+        tokenizer = asyncio.get_running_loop().create_task(self._load_tokenizer())
+        self._background.add(tokenizer)
+        tokenizer.add_done_callback(self._background.discard)
         await self.router.start()
         await self.state.start(on_peer_transition=self.router.apply_peer_transition)
         await self.server.start()
@@ -113,6 +146,10 @@ class GatewayServer:
     async def _set_ready(self, ready: bool) -> None:
         await self.health.set(GATEWAY_SERVICE_NAME, _SERVING if ready else _NOT_SERVING)
 
+    @staticmethod
+    async def _load_tokenizer() -> None:
+        await asyncio.to_thread(load_tokenizer)
+
     def on_readiness(self, ready: bool) -> None:
         """Routing's readiness callback: flip the named health service."""
         task = asyncio.get_running_loop().create_task(self._set_ready(ready))
@@ -129,13 +166,25 @@ class GatewayServer:
         drain = min(self.snapshot.config.server.drain_delay_s, grace)
         if drain > 0:
             await asyncio.sleep(drain)
-        # stop() closes the port and cancels what is still running after the rest of `grace`.
+        # stop() closes the port and cancels what is still running after the rest of
+        # `grace`; streams still running just before that end with a cut summary instead.
         # Both ports drain at once, each giving its calls in flight the rest of `grace`.
-        await asyncio.gather(
-            self.server.stop(grace - drain),
-            *([self.http.stop(grace - drain)] if self.http is not None else []),
-        )
+        remaining = grace - drain
+        loop = asyncio.get_running_loop()
+        stopping = [loop.create_task(self.server.stop(remaining))]
+        if self.http is not None:
+            stopping.append(loop.create_task(self.http.stop(remaining)))
+        if remaining > _CUT_MARGIN_S:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pipeline.idle(), remaining - _CUT_MARGIN_S)
+        cut = self.pipeline.cut_streams()
+        if cut:
+            logger.warning("shutdown grace over: %d stream(s) cut with a summary", cut)
+        await asyncio.gather(*stopping)
+        await self.pipeline.aclose()
         await self.router.aclose()
+        retiring, self._retiring = self._retiring, []
+        await asyncio.gather(*(p.aclose() for p in retiring), return_exceptions=True)
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         await self.state.aclose()
         await self.telemetry.aclose()
@@ -176,16 +225,22 @@ class GatewayServer:
             or old.config.telemetry != snapshot.config.telemetry
         ):
             logger.warning("server and telemetry settings take effect at the next restart")
-        # Calls in flight may still hold a retired adapter: close it once they had time to end.
-        task = asyncio.get_running_loop().create_task(self._retire(retired))
+        # Calls in flight may still hold a retired adapter: close it once the last call
+        # begun under the old generation ended.
+        task = asyncio.get_running_loop().create_task(self._retire(retired, old.generation))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         logger.info("config reloaded: generation %d from %s", snapshot.generation, path)
         await self._set_ready(self.router.ready)
         return []
 
-    async def _retire(self, providers: list[Provider]) -> None:
-        await asyncio.sleep(self.snapshot.config.server.shutdown_grace_s)
+    async def _retire(self, providers: list[Provider], generation: int) -> None:
+        if not providers:
+            return
+        self._retiring.extend(providers)
+        await self.pipeline.idle(generation)
+        for provider in providers:
+            self._retiring.remove(provider)
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
 
 
@@ -204,6 +259,7 @@ async def build_server(
     """
     cfg = snapshot.config
     telemetry = telemetry or setup_telemetry(cfg.telemetry)
+    telemetry.rpc.limit_target_labels(cfg.server.max_target_labels)
     state = await build_state(snapshot)
     await preload_litellm(snapshot)
     providers = build_providers(snapshot)
@@ -214,12 +270,7 @@ async def build_server(
         ("grpc.max_send_message_length", cfg.server.max_message_bytes * 2 + 1024),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
-    if cfg.server.max_connection_age_s > 0:
-        age_ms = int(cfg.server.max_connection_age_s * 1000)
-        options += [
-            ("grpc.max_connection_age_ms", age_ms),
-            ("grpc.max_connection_age_grace_ms", int(cfg.server.shutdown_grace_s * 1000)),
-        ]
+    options += connection_age_options(cfg.server)
     server = grpc.aio.server(options=options)
     health = HealthServicer()
     holder: list[GatewayServer] = []
@@ -230,9 +281,10 @@ async def build_server(
         peers=state.breaker_peers,
         on_readiness=lambda ready: holder[0].on_readiness(ready) if holder else None,
     )
-    gateway = Gateway(snapshot, router, state)
-    servicer = GatewayServicer(gateway, telemetry.rpc)
-    gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+    gateway = Gateway(snapshot, router, state, telemetry.rpc)
+    pipeline = CallPipeline(gateway, telemetry.rpc)
+    servicer = GatewayServicer(gateway, pipeline)
+    handlers.register(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     service_names = (
         gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
@@ -256,9 +308,10 @@ async def build_server(
         providers,
         health,
         servicer,
+        pipeline,
         config_path,
     )
-    built.http = http_facade(snapshot, gateway, telemetry, http_listen, reuse_port=reuse_port)
+    built.http = http_facade(snapshot, gateway, pipeline, http_listen, reuse_port=reuse_port)
     holder.append(built)
     return built
 
@@ -266,7 +319,7 @@ async def build_server(
 def http_facade(
     snapshot: ConfigSnapshot,
     gateway: Gateway,
-    telemetry: Telemetry,
+    pipeline: CallPipeline,
     http_listen: str | None,
     *,
     reuse_port: bool,
@@ -275,4 +328,4 @@ def http_facade(
     listen = snapshot.config.http.listen if http_listen is None else http_listen
     if not listen:
         return None
-    return HttpFacade(gateway, telemetry.rpc, listen, reuse_port=reuse_port)
+    return HttpFacade(gateway, pipeline, listen, reuse_port=reuse_port)

@@ -1,47 +1,38 @@
-"""The gateway core: one request from admission to answer, free of gRPC.
+"""The gateway core: one request from admission to answer, free of any transport.
 
-Order per call: authenticate -> resolve the route (privacy, permissions) -> admit (rate
-limits, budget reservation, cache lookup) -> route (fallback, breakers, retries) -> settle
-(real tokens and cost, stats, cache store). Transport calls this; it calls routing and state.
+Order per call: resolve the route (privacy, permissions) -> admit (rate limits, budget
+reservation, cache lookup) -> route (fallback, breakers, retries) -> settle (what was
+delivered, charged; stats; cache store). Every call writes its ``CallRecord``; settlement
+runs once per call, here on an answer and from ``CallPipeline.close`` on any other exit.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from llm_gateway_server.config.loader import ConfigSnapshot
-from llm_gateway_server.core.assembly import AnswerBuilder
-from llm_gateway_server.core.errors import GatewayError
+from llm_gateway_server.core.calls import CallRecord, check_metadata, settle_now
 from llm_gateway_server.core.types import (
-    AttemptOutcome,
     AttemptRecord,
     CallContext,
     ChatAnswer,
-    ChatDelta,
     ChatRequest,
     EmbedAnswer,
     EmbedRequest,
-    FinishReason,
     Principal,
     Task,
-    ToolCallDelta,
     Usage,
 )
-from llm_gateway_server.routing.results import ChatResult
+from llm_gateway_server.delivered import answer_tokens, counted_usage, reported
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.routing.routes import Resolution, check_provider_options
 from llm_gateway_server.routing.views import HealthView, RouteView
-from llm_gateway_server.state import (
-    Admission,
-    CachedAnswer,
-    GatewayState,
-    RouteStatsView,
-    TenantBudgetView,
-)
+from llm_gateway_server.state import Admission, GatewayState, RouteStatsView, TenantBudgetView
 from llm_gateway_server.state.pricing import cost_usd
-from llm_gateway_server.telemetry.rpc import RpcScope
+from llm_gateway_server.streams import GatewayStream
+from llm_gateway_server.telemetry.rpc import RpcTelemetry, privacy_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +49,6 @@ class ChatOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class StreamEnd:
-    """The last event of a stream: the summary, and the error if the stream was cut."""
-
-    finish_reason: FinishReason
-    usage: Usage
-    route: str
-    provider: str
-    model: str
-    attempts: tuple[AttemptRecord, ...]
-    cached: bool = False
-    cost_usd: float | None = None
-    cut: bool = False
-    error: GatewayError | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class EmbedOutcome:
     """Vectors with where they came from."""
 
@@ -83,6 +58,9 @@ class EmbedOutcome:
     model: str
     attempts: tuple[AttemptRecord, ...]
     cost_usd: float | None = None
+
+
+_Request = TypeVar("_Request", ChatRequest, EmbedRequest)
 
 
 def api_key_from(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
@@ -97,17 +75,70 @@ def api_key_from(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
     return None
 
 
-def _fallbacks(attempts: tuple[AttemptRecord, ...]) -> int:
-    return sum(1 for a in attempts if a.outcome is not AttemptOutcome.SUCCESS)
+def _context(record: CallRecord) -> CallContext:
+    return CallContext(
+        record.request_id, record.deadline, record.principal, record.metadata, attempts=record
+    )
+
+
+class _Settlement:
+    """The one place ``policy.complete`` and ``policy.fail`` are called from."""
+
+    __slots__ = ("_admission", "_gateway", "_operation", "_ttl_s")
+
+    def __init__(
+        self, gateway: Gateway, admission: Admission, operation: str, ttl_s: float | None
+    ) -> None:
+        self._gateway = gateway
+        self._admission = admission
+        self._operation = operation
+        self._ttl_s = ttl_s
+
+    async def settle(self, record: CallRecord) -> None:
+        """Charge the record's usage; an answer completes, anything else fails (charged)."""
+        policy = self._gateway._state.policy
+        usage = record.usage
+        if record.cached:
+            record.cost_usd = 0.0
+        elif usage is not None and record.provider:
+            record.cost_usd = self._gateway._cost(
+                record.provider, record.model, usage, operation=self._operation
+            )
+        failed = record.cut or (record.closed and record.status != "OK")
+        if failed:
+            await policy.fail(
+                self._admission,
+                error_reason=record.error_reason or "STREAM_INTERRUPTED",
+                usage=usage,
+                cost_usd=record.cost_usd,
+            )
+            return
+        await policy.complete(
+            self._admission,
+            answer_usage=usage,
+            cost_usd=record.cost_usd,
+            provider=record.provider,
+            model=record.model,
+            fallbacks=record.fallbacks,
+            answer=record.answer,
+            ttl_s=self._ttl_s,
+        )
 
 
 class Gateway:
     """Serves Chat, StreamChat, Embed, ListModels, Health and GetStats over routing and state."""
 
-    def __init__(self, snapshot: ConfigSnapshot, router: Router, state: GatewayState) -> None:
+    def __init__(
+        self,
+        snapshot: ConfigSnapshot,
+        router: Router,
+        state: GatewayState,
+        telemetry: RpcTelemetry | None = None,
+    ) -> None:
         self.snapshot = snapshot
         self._router = router
         self._state = state
+        self._telemetry = telemetry
 
     def swap(self, snapshot: ConfigSnapshot) -> None:
         """Use a reloaded config for calls that start from now on."""
@@ -124,231 +155,111 @@ class Gateway:
         return cost_usd(cfg, operation, model, usage)
 
     async def _admit(
-        self,
-        request: ChatRequest | EmbedRequest,
-        ctx: CallContext,
-        scope: RpcScope,
-        *,
-        task: Task,
-        streaming: bool = False,
-    ) -> tuple[Resolution, Admission]:
+        self, request: _Request, record: CallRecord, *, task: Task, streaming: bool = False
+    ) -> tuple[Resolution, Admission, _Request]:
+        record.metadata = check_metadata(request.metadata)
         resolution = self._router.resolve(
-            model=request.model, task=task, privacy=request.privacy, principal=ctx.principal
+            model=request.model, task=task, privacy=request.privacy, principal=record.principal
         )
         if request.provider_options_strict:
             check_provider_options(
                 resolution, request.provider_options, embedding=isinstance(request, EmbedRequest)
             )
-        if isinstance(request, ChatRequest):
-            scope.set_request(
-                route=resolution.route,
-                privacy=resolution.privacy,
-                model_requested=request.model,
-                temperature=request.sampling.temperature,
-                max_tokens=request.sampling.max_tokens,
-                top_p=request.sampling.top_p,
-                streaming=streaming,
-                messages=request.messages,
-            )
-        else:
-            scope.set_request(
-                route=resolution.route,
-                privacy=resolution.privacy,
-                model_requested=request.model,
-                inputs=request.inputs,
-            )
+        record.route = resolution.route
+        record.privacy = privacy_name(resolution.privacy)
+        record.model_requested = request.model
+        record.streaming = streaming
+        record.request = request
         admission = await self._state.policy.admit(
-            ctx.principal,
+            record.principal,
             resolution.route,
             request,
             targets=[(t.provider, t.model) for t in resolution.targets],
+            caller=record.caller_label,
         )
+        is_chat = isinstance(request, ChatRequest)
+        ttl = request.cache.ttl_s if isinstance(request, ChatRequest) else None
+        record.pending = _Settlement(self, admission, "chat" if is_chat else "embedding", ttl)
         if admission.cache_key is not None:
-            scope.set_cache(admission.cached is not None)
-        return resolution, admission
+            record.cache_hit = admission.cached is not None
+        if isinstance(request, ChatRequest):
+            if admission.max_tokens is not None:
+                # The budget reserved for this many completion tokens: hold the upstream to it.
+                sampling = replace(request.sampling, max_tokens=admission.max_tokens)
+                request = replace(request, sampling=sampling)
+            record.max_tokens = request.sampling.max_tokens
+        if self._telemetry is not None:
+            self._telemetry.admitted(record)
+        return resolution, admission, request
 
-    async def _settle(
-        self,
-        admission: Admission,
-        scope: RpcScope,
-        *,
-        provider: str,
-        model: str,
-        usage: Usage | None,
-        attempts: tuple[AttemptRecord, ...],
-        finish_reason: FinishReason | None,
-        answer: ChatAnswer | None,
-        ttl_s: float | None,
-        operation: str = "chat",
-    ) -> float | None:
-        cost = self._cost(provider, model, usage or Usage(), operation=operation)
-        fallbacks = _fallbacks(attempts)
-        await self._state.policy.complete(
-            admission,
-            answer_usage=usage,
-            cost_usd=cost,
-            provider=provider,
-            model=model,
-            fallbacks=fallbacks,
-            answer=answer,
-            ttl_s=ttl_s,
-        )
-        scope.set_result(
-            provider=provider,
-            model=model,
-            usage=usage,
-            cost_usd=cost,
-            finish_reason=finish_reason,
-            attempts=len(attempts),
-            fallbacks=fallbacks,
-            cached=False,
-            answer=answer,
-        )
-        return cost
-
-    @staticmethod
-    def _cache_hit(scope: RpcScope, hit: CachedAnswer) -> None:
-        scope.set_result(
-            provider=hit.provider,
-            model=hit.model,
-            usage=hit.answer.usage,
-            cost_usd=0.0,
-            finish_reason=hit.answer.finish_reason,
-            attempts=0,
-            fallbacks=0,
-            cached=True,
-        )
-
-    async def chat(self, request: ChatRequest, ctx: CallContext, scope: RpcScope) -> ChatOutcome:
+    async def chat(self, request: ChatRequest, record: CallRecord) -> ChatOutcome:
         """One complete answer, from the cache or through routing."""
-        resolution, admission = await self._admit(
-            request, ctx, scope, task=request.task or Task.CHAT
+        resolution, admission, request = await self._admit(
+            request, record, task=request.task or Task.CHAT
         )
         if admission.cached is not None:
             hit = admission.cached
-            self._cache_hit(scope, hit)
+            _cache_hit(record, hit.provider, hit.model, hit.answer)
+            await settle_now(record)
             return ChatOutcome(
                 hit.answer, resolution.route, hit.provider, hit.model, (), cached=True, cost_usd=0.0
             )
-        try:
-            result: ChatResult = await self._router.chat(resolution, request, ctx)
-        except BaseException as exc:
-            await self._state.policy.fail(admission, error_reason=_reason(exc))
-            raise
-        cost = await self._settle(
-            admission,
-            scope,
-            provider=result.provider,
-            model=result.model,
-            usage=result.answer.usage,
-            attempts=result.attempts,
-            finish_reason=result.answer.finish_reason,
-            answer=result.answer,
-            ttl_s=request.cache.ttl_s,
-        )
+        result = await self._router.chat(resolution, request, _context(record))
+        answer = result.answer
+        record.provider, record.model = result.provider, result.model
+        record.finish_reason = str(answer.finish_reason)
+        if reported(answer.usage):
+            record.usage = answer.usage
+        else:
+            record.usage = counted_usage(request, answer_tokens(answer))
+            record.usage_counted = True
+            answer = replace(answer, usage=record.usage)
+        record.answer = answer
+        await settle_now(record)
         return ChatOutcome(
+            answer,
+            result.route,
+            result.provider,
+            result.model,
+            tuple(record.attempts),
+            cost_usd=record.cost_usd,
+        )
+
+    async def stream(self, request: ChatRequest, record: CallRecord) -> GatewayStream:
+        """A committed stream (or a cached answer replayed); errors before its first delta
+        are raised here, as ``chat``'s are."""
+        resolution, admission, request = await self._admit(
+            request, record, task=request.task or Task.CHAT, streaming=True
+        )
+        if admission.cached is not None:
+            hit = admission.cached
+            _cache_hit(record, hit.provider, hit.model, hit.answer)
+            return GatewayStream(record, request, None, hit.answer, collect=False)
+        routed = await self._router.open_stream(resolution, request, _context(record))
+        # The whole answer is reassembled only when someone needs it: the cache, or content
+        # recording in traces; otherwise deltas pass straight through.
+        collect = admission.cache_key is not None or (
+            self._telemetry is not None and self._telemetry.records_content(record)
+        )
+        return GatewayStream(record, request, routed, None, collect=collect)
+
+    async def embed(self, request: EmbedRequest, record: CallRecord) -> EmbedOutcome:
+        """One vector per input."""
+        resolution, _, request = await self._admit(request, record, task=Task.EMBEDDING)
+        result = await self._router.embed(resolution, request, _context(record))
+        record.provider, record.model = result.provider, result.model
+        usage = result.answer.usage
+        if not reported(usage):
+            usage, record.usage_counted = counted_usage(request, 0), True
+        record.usage = usage
+        await settle_now(record)
+        return EmbedOutcome(
             result.answer,
             result.route,
             result.provider,
             result.model,
-            result.attempts,
-            cost_usd=cost,
-        )
-
-    async def stream(
-        self, request: ChatRequest, ctx: CallContext, scope: RpcScope
-    ) -> AsyncGenerator[ChatDelta | StreamEnd, None]:
-        """Deltas as they arrive, then one ``StreamEnd``; a cached answer is replayed."""
-        resolution, admission = await self._admit(
-            request, ctx, scope, task=request.task or Task.CHAT, streaming=True
-        )
-        if admission.cached is not None:
-            hit = admission.cached
-            self._cache_hit(scope, hit)
-            yield _replay(hit.answer)
-            yield StreamEnd(
-                hit.answer.finish_reason,
-                hit.answer.usage,
-                resolution.route,
-                hit.provider,
-                hit.model,
-                (),
-                cached=True,
-                cost_usd=0.0,
-            )
-            return
-        # The whole answer is reassembled only when someone needs it: the cache, or content
-        # recording in traces; otherwise deltas pass straight through.
-        collect = admission.cache_key is not None or scope.records_content
-        collector = AnswerBuilder() if collect else None
-        try:
-            routed = await self._router.open_stream(resolution, request, ctx)
-            try:
-                async for event in routed:
-                    if collector is not None:
-                        collector.add(event)
-                    yield event
-            finally:
-                await routed.aclose()
-        except BaseException as exc:
-            await self._state.policy.fail(admission, error_reason=_reason(exc))
-            raise
-        summary = routed.summary
-        if summary is None:  # pragma: no cover - aclose always leaves a summary
-            raise AssertionError("routing ended a stream without a summary")
-        cost: float | None = None
-        if summary.error is not None:
-            await self._state.policy.fail(admission, error_reason=summary.error.reason)
-        else:
-            cost = await self._settle(
-                admission,
-                scope,
-                provider=summary.provider,
-                model=summary.model,
-                usage=summary.usage,
-                attempts=summary.attempts,
-                finish_reason=summary.finish_reason,
-                answer=(
-                    collector.answer(summary.finish_reason, summary.usage, summary.model)
-                    if collector is not None
-                    else None
-                ),
-                ttl_s=request.cache.ttl_s,
-            )
-        yield StreamEnd(
-            summary.finish_reason,
-            summary.usage or Usage(),
-            summary.route,
-            summary.provider,
-            summary.model,
-            summary.attempts,
-            cost_usd=cost,
-            cut=summary.cut,
-            error=summary.error,
-        )
-
-    async def embed(self, request: EmbedRequest, ctx: CallContext, scope: RpcScope) -> EmbedOutcome:
-        """One vector per input."""
-        resolution, admission = await self._admit(request, ctx, scope, task=Task.EMBEDDING)
-        try:
-            result = await self._router.embed(resolution, request, ctx)
-        except BaseException as exc:
-            await self._state.policy.fail(admission, error_reason=_reason(exc))
-            raise
-        cost = await self._settle(
-            admission,
-            scope,
-            provider=result.provider,
-            model=result.model,
-            usage=result.answer.usage,
-            attempts=result.attempts,
-            finish_reason=None,
-            answer=None,
-            ttl_s=None,
-            operation="embedding",
-        )
-        return EmbedOutcome(
-            result.answer, result.route, result.provider, result.model, result.attempts, cost
+            tuple(record.attempts),
+            record.cost_usd,
         )
 
     def list_models(self, principal: Principal, task: Task | None) -> list[RouteView]:
@@ -360,26 +271,16 @@ class Gateway:
         return self._router.health_view()
 
     async def stats(
-        self, principal: Principal, *, tenant: str, route: str
+        self, principal: Principal, *, tenant: str, route: str, caller: str = ""
     ) -> tuple[Sequence[RouteStatsView], Sequence[TenantBudgetView]]:
         """Usage counters; with auth on, a key sees only its own tenant."""
         if self.snapshot.config.auth.enabled:
             tenant = principal.tenant
-        return await self._state.stats.query(tenant or None, route or None)
+        return await self._state.stats.query(tenant or None, route or None, caller or None)
 
 
-def _reason(exc: BaseException) -> str:
-    # A cancelled call (client gone, deadline) must release its reservations too.
-    if isinstance(exc, GatewayError):
-        return exc.reason
-    return "CANCELLED" if isinstance(exc, asyncio.CancelledError | GeneratorExit) else "INTERNAL"
-
-
-def _replay(answer: ChatAnswer) -> ChatDelta:
-    return ChatDelta(
-        content=answer.content,
-        reasoning_content=answer.reasoning_content,
-        tool_calls=tuple(
-            ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(answer.tool_calls)
-        ),
-    )
+def _cache_hit(record: CallRecord, provider: str, model: str, answer: ChatAnswer) -> None:
+    record.provider, record.model = provider, model
+    record.usage = answer.usage
+    record.finish_reason = str(answer.finish_reason)
+    record.answer = answer

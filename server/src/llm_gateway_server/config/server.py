@@ -43,12 +43,27 @@ class ServerConfig(BaseModel):
     default_privacy: PrivacySetting = PrivacySetting.STRICT
     #: Deadline applied when the caller sets none, seconds.
     default_deadline_s: float = Field(default=300.0, gt=0)
+    #: Longest call the server allows, seconds (a caller's longer deadline is cut to it);
+    #: default: ``default_deadline_s``. Connection-age grace covers it, so the server's own
+    #: connection management never cuts a call it accepted.
+    max_call_s: float | None = Field(default=None, gt=0)
+    #: Distinct callers given their own metric label and stats row per replica; later
+    #: ones are counted as ``other``.
+    max_caller_labels: int = Field(default=100, gt=0)
+    #: Distinct routes and models (direct ``provider/model`` targets included) given their
+    #: own metric labels per replica; later ones are labelled ``other``.
+    max_target_labels: int = Field(default=200, gt=0)
     #: Re-read the config when the file changes (SIGHUP always does).
     watch_config: bool = False
     #: Seconds after which a client connection is asked to reconnect (GOAWAY), so clients
     #: balancing over a headless Service pick up new replicas; 0 turns it off.
     max_connection_age_s: float = Field(default=300.0, ge=0)
     tls: TlsConfig | None = None
+
+    @property
+    def longest_call_s(self) -> float:
+        """The longest call the server allows, seconds."""
+        return max(self.max_call_s or 0.0, self.default_deadline_s)
 
     @field_validator("listen")
     @classmethod

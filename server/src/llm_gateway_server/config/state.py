@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llm_gateway_server.config.auth import BudgetPeriod
+
 _Strict = ConfigDict(extra="forbid", frozen=True)
+
+
+class SharedLimitsConfig(BaseModel):
+    """Request and token rates and a budget that apply whether auth is on or off."""
+
+    model_config = _Strict
+    #: Requests per minute; unset: unlimited.
+    rpm: int | None = Field(default=None, ge=1)
+    #: Tokens per minute (the prompt estimate, corrected by the real usage); unset: unlimited.
+    tpm: int | None = Field(default=None, ge=1)
+    #: Spend limit in US dollars per ``budget_period``; unset: unlimited.
+    budget_usd: float | None = Field(default=None, ge=0)
+    budget_period: BudgetPeriod = BudgetPeriod.MONTH
+
+    @property
+    def active(self) -> bool:
+        """True when any limit is set."""
+        return self.rpm is not None or self.tpm is not None or self.budget_usd is not None
 
 
 class StateConfig(BaseModel):
@@ -21,11 +41,17 @@ class StateConfig(BaseModel):
     redis_timeout_s: float = Field(default=0.5, gt=0)
     #: Seconds Redis is left alone after a failure before it is tried again.
     redis_retry_s: float = Field(default=2.0, gt=0)
-    #: Completion tokens assumed before the call when the request sets no ``max_tokens``
-    #: (for the budget reservation; token limits count the prompt first, then correct).
-    estimated_completion_tokens: int = Field(default=256, ge=0)
     #: Seconds a spend reservation is held at most (a replica that died mid-call).
     reservation_ttl_s: float = Field(default=900.0, gt=0)
+    #: ``max_tokens`` a budgeted call that sets none gets: its reservation covers this many
+    #: completion tokens (fewer when less budget is left), so concurrent calls cannot
+    #: overrun the budget.
+    budget_max_tokens: int = Field(default=4096, gt=0)
+    #: Limits over every call of the gateway (all replicas with Redis), auth on or off.
+    gateway_limits: SharedLimitsConfig = Field(default_factory=SharedLimitsConfig)
+    #: Limits of each caller (the tenant with auth on, else the caller header or
+    #: ``anonymous``; callers past ``server.max_caller_labels`` share the ``other`` limit).
+    caller_limits: SharedLimitsConfig = Field(default_factory=SharedLimitsConfig)
 
     @field_validator("redis_url")
     @classmethod

@@ -1,9 +1,10 @@
 """Spend and usage stats per tenant and route: the protocol and the in-memory ledger.
 
-Budgets are enforced by reservations: before a call its estimated cost is reserved
-atomically (refused when spent + held + estimate would exceed the budget); after it the
-reservation is replaced by the real cost. Concurrent calls therefore cannot overrun a
-budget by more than the error of one estimate.
+Budgets are enforced by reservations: before a call its worst case is reserved atomically
+(all of it when it fits, else what is left if that covers the call's least, else refused);
+after it the reservation is replaced by the real cost. The caller caps the call to what was
+granted, so concurrent calls cannot overrun a budget beyond the error of the prompt estimate.
+Stats are kept per tenant, route and caller.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ class UsageRecord:
 
     tenant: str
     route: str
+    #: The caller's stats label (``""``: none recorded).
+    caller: str = ""
     #: The tenant's budget period (``day``, ``week``, ``month``, ``total``).
-    period: str
+    period: str = "month"
     budget_usd: float | None = None
     reservation: Reservation | None = None
     cost_nanos: int = 0
@@ -59,9 +62,13 @@ class UsageRecord:
     cache_hits: int = 0
     cache_misses: int = 0
     fallbacks: int = 0
+    #: False for spend against a shared budget (``@gateway``, ``@caller:X``): no stats row.
+    stats: bool = True
 
     def counters(self) -> dict[str, int]:
         """The non-zero stat increments."""
+        if not self.stats:
+            return {}
         values = {name: int(getattr(self, name)) for name in STAT_FIELDS}
         return {name: value for name, value in values.items() if value}
 
@@ -71,11 +78,14 @@ def new_reservation_id() -> str:
     return secrets.token_hex(8)
 
 
-def route_view(tenant: str, route: str, counters: dict[str, int]) -> RouteStatsView:
+def route_view(
+    tenant: str, route: str, counters: dict[str, int], caller: str = ""
+) -> RouteStatsView:
     """Build a stats view from raw counters."""
     return RouteStatsView(
         tenant=tenant,
         route=route,
+        caller=caller,
         requests=counters.get("requests", 0),
         errors=counters.get("errors", 0),
         prompt_tokens=counters.get("prompt_tokens", 0),
@@ -94,17 +104,27 @@ class Ledger(Protocol):
     """Budget reservations, spend and stats; memory or Redis."""
 
     async def reserve(
-        self, tenant: str, period: str, *, budget_nanos: int, nanos: int, ttl_s: float
+        self,
+        tenant: str,
+        period: str,
+        *,
+        budget_nanos: int,
+        nanos: int,
+        ttl_s: float,
+        min_nanos: int | None = None,
     ) -> Reservation | None:
-        """Hold ``nanos`` of the budget atomically; ``None`` when it does not fit."""
+        """Hold ``nanos`` of the budget atomically, or what is left when that is at least
+        ``min_nanos`` (default: ``nanos``); ``None`` when not even that fits."""
         ...
 
     async def record(self, record: UsageRecord) -> None:
         """Release the record's reservation, add its cost to the spend and its stats."""
         ...
 
-    async def query(self, tenant: str | None, route: str | None) -> StatsResult:
-        """Stats and budgets of the current periods."""
+    async def query(
+        self, tenant: str | None, route: str | None, caller: str | None = None
+    ) -> StatsResult:
+        """Stats and budgets of the current periods (``None``: no filter)."""
         ...
 
     async def aclose(self) -> None:
@@ -120,7 +140,8 @@ class _TenantBook:
     spent_nanos: int = 0
     #: reservation id -> (nanos, monotonic expiry)
     held: dict[str, tuple[int, float]] = field(default_factory=dict)
-    routes: dict[str, Counter[str]] = field(default_factory=dict)
+    #: (route, caller) -> counters
+    rows: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
 
 
 class MemoryLedger:
@@ -141,17 +162,26 @@ class MemoryLedger:
         return book
 
     async def reserve(
-        self, tenant: str, period: str, *, budget_nanos: int, nanos: int, ttl_s: float
+        self,
+        tenant: str,
+        period: str,
+        *,
+        budget_nanos: int,
+        nanos: int,
+        ttl_s: float,
+        min_nanos: int | None = None,
     ) -> Reservation | None:
-        """Hold ``nanos`` when spent + held + nanos fits in ``budget_nanos``."""
+        """Hold ``nanos``, or what is left of ``budget_nanos`` if at least ``min_nanos``."""
         book = self._book(tenant, period)
         held = book.held
         now = self._clock()
         for rid in [rid for rid, (_, expiry) in held.items() if expiry <= now]:
             del held[rid]
-        in_use = book.spent_nanos + sum(amount for amount, _ in held.values())
-        if in_use + nanos > budget_nanos:
+        free = budget_nanos - book.spent_nanos - sum(amount for amount, _ in held.values())
+        least = nanos if min_nanos is None else min(min_nanos, nanos)
+        if free < least:
             return None
+        nanos = min(nanos, free)
         reservation = Reservation(tenant, book.period_id, new_reservation_id(), nanos)
         held[reservation.id] = (nanos, now + ttl_s)
         return reservation
@@ -164,19 +194,25 @@ class MemoryLedger:
         if res is not None and res.period_id == book.period_id:
             book.held.pop(res.id, None)
         book.spent_nanos += record.cost_nanos
-        book.routes.setdefault(record.route, Counter()).update(record.counters())
+        counters = record.counters()
+        if counters:  # a released hold alone adds no stats row
+            book.rows.setdefault((record.route, record.caller), Counter()).update(counters)
 
-    async def query(self, tenant: str | None, route: str | None) -> StatsResult:
-        """Stats and budgets of the current periods, sorted by tenant and route."""
+    async def query(
+        self, tenant: str | None, route: str | None, caller: str | None = None
+    ) -> StatsResult:
+        """Stats and budgets of the current periods, sorted by tenant, route and caller."""
         stats: list[RouteStatsView] = []
         budgets: list[TenantBudgetView] = []
         for name in sorted(self._books):
             if tenant is not None and name != tenant:
                 continue
             book = self._book(name, self._books[name].period, self._books[name].budget_usd)
-            for route_name, counters in sorted(book.routes.items()):
-                if route is None or route_name == route:
-                    stats.append(route_view(name, route_name, dict(counters)))
+            for (route_name, caller_name), counters in sorted(book.rows.items()):
+                if (route is None or route_name == route) and (
+                    caller is None or caller_name == caller
+                ):
+                    stats.append(route_view(name, route_name, dict(counters), caller_name))
             budgets.append(
                 TenantBudgetView(
                     tenant=name,

@@ -3,8 +3,14 @@
 ``admit`` runs, in order: the request-rate limit; the response-cache lookup (Chat and
 StreamChat only; a hit is answered at once and costs neither tokens nor budget); the
 token-rate limit with the prompt's estimated tokens; the budget check, which atomically
-reserves the estimated cost. Every admitted request ends with exactly one ``complete``
-or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``).
+reserves the request's worst case. Every admitted request ends with exactly one ``complete``
+or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``); both charge
+the usage they are given, so a cut or cancelled call pays for what it delivered.
+
+With a budget, the worst case is bounded by capping ``max_tokens``: the ledger grants what is
+left (at most the request's own worst case) and ``Admission.max_tokens`` is the largest
+completion that fits in the grant, so concurrent calls cannot overrun a budget beyond the
+error of the prompt estimate.
 """
 
 from __future__ import annotations
@@ -12,15 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any
 
 from llm_gateway_server.config.loader import ConfigSnapshot
-from llm_gateway_server.config.providers import ProviderConfig
-from llm_gateway_server.core.errors import LimitExceeded
+from llm_gateway_server.config.state import SharedLimitsConfig
+from llm_gateway_server.core.calls import BoundedLabels
+from llm_gateway_server.core.errors import GatewayError
 from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
+from llm_gateway_server.state.budgets import Budgets, Hold
 from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
-from llm_gateway_server.state.periods import period_end
-from llm_gateway_server.state.pricing import cost_usd
 from llm_gateway_server.state.rate_limits import RateLimits
 from llm_gateway_server.state.redis_health import StoreUnavailable
 from llm_gateway_server.state.response_cache import (
@@ -30,7 +36,7 @@ from llm_gateway_server.state.response_cache import (
     is_storable,
     new_entry,
 )
-from llm_gateway_server.state.tokens import estimate_completion_tokens, estimate_prompt_tokens
+from llm_gateway_server.state.tokens import estimate_prompt_tokens
 from llm_gateway_server.state.views import CachedAnswer, to_nanos
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,12 @@ class Admission:
     cache_ttl_s: float | None = None
     #: True once accounted for (a cache hit, or after ``complete``/``fail``).
     settled: bool = False
+    #: The caller's stats label (bounded).
+    caller: str = ""
+    #: ``max_tokens`` to send upstream: what the budget reservation covers (``None``: as asked).
+    max_tokens: int | None = None
+    #: Holds on the gateway's and the caller's budgets (``state.*_limits.budget_usd``).
+    shared: tuple[Hold, ...] = ()
 
 
 class RequestPolicy:
@@ -71,6 +83,10 @@ class RequestPolicy:
         self._limits = limits
         self._ledger = ledger
         self._cache = cache
+        # Stats rows per route are bounded like metric labels: direct ``provider/model``
+        # targets are the callers' to name.
+        self._stat_routes = BoundedLabels(snapshot.config.server.max_target_labels)
+        self._budgets = Budgets(snapshot, ledger)
         self.swap(snapshot, cache=cache)
 
     @property
@@ -82,6 +98,7 @@ class RequestPolicy:
         """Take a reloaded config (and, when given, a rebuilt cache)."""
         self._snapshot = snapshot
         self._config = snapshot.config
+        self._budgets.swap(snapshot)
         self._limits.fail_open = snapshot.config.state.limits_fail_open
         if cache is not None:
             self._cache = cache
@@ -93,6 +110,7 @@ class RequestPolicy:
         request: ChatRequest | EmbedRequest,
         *,
         targets: Sequence[tuple[str, str]] | None = None,
+        caller: str = "",
     ) -> Admission:
         """Apply limits, look up the cache and reserve budget for one request.
 
@@ -102,14 +120,19 @@ class RequestPolicy:
             request: The validated request.
             targets: ``(provider, model)`` pairs the request may reach, for the cost
                 estimate; default: every target of ``route``.
+            caller: The caller's stats label.
 
         Raises:
             LimitExceeded: RATE_LIMITED, TOKEN_RATE_LIMITED or BUDGET_EXCEEDED.
+            StateUnavailable: the store does not answer and limits fail closed.
         """
         is_chat = isinstance(request, ChatRequest)
-        admission = Admission(principal, route, "chat" if is_chat else "embedding")
+        admission = Admission(principal, route, "chat" if is_chat else "embedding", caller=caller)
+        scopes = self._shared_scopes(caller)
         try:
             await self._limits.acquire_request(principal, route)
+            for scope in scopes:
+                await self._limits.acquire_request(scope, route)
             if isinstance(request, ChatRequest) and is_cacheable(request, self._config.cache):
                 admission.cache_ttl_s = request.cache.ttl_s
                 admission.cache_key = cache_key(
@@ -125,9 +148,17 @@ class RequestPolicy:
                     return admission
             prompt_tokens = estimate_prompt_tokens(request)
             await self._limits.acquire_tokens(principal, route, prompt_tokens)
+            for scope in scopes:
+                await self._limits.acquire_tokens(scope, route, prompt_tokens)
             admission.estimated_tokens = prompt_tokens
-            admission.reservation = await self._reserve(principal, route, request, targets)
-        except LimitExceeded:
+            grant = await self._budgets.reserve([principal, *scopes], route, request, targets)
+            for hold in grant.holds:
+                if hold.owner is principal:
+                    admission.reservation = hold.reservation
+                else:
+                    admission.shared += (hold,)
+            admission.max_tokens = grant.max_tokens
+        except GatewayError:
             admission.settled = True
             await self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key)))
             raise
@@ -163,8 +194,7 @@ class RequestPolicy:
         admission.settled = True
         usage = answer_usage or Usage()
         if answer_usage is not None:
-            extra_tokens = usage.total_tokens - admission.estimated_tokens
-            await self._limits.add_tokens(admission.principal, admission.route, extra_tokens)
+            await self._add_tokens(admission, usage.total_tokens - admission.estimated_tokens)
         if admission.cache_key is not None and answer is not None:
             await self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
         await self._record(
@@ -175,14 +205,62 @@ class RequestPolicy:
             cache_misses=int(admission.cache_key is not None),
             fallbacks=int(fallbacks > 0),
         )
+        await self._release_shared(admission, cost_usd)
 
-    async def fail(self, admission: Admission, *, error_reason: str) -> None:
-        """Release the request's reservation and count it as an error."""
+    async def fail(
+        self,
+        admission: Admission,
+        *,
+        error_reason: str,
+        usage: Usage | None = None,
+        cost_usd: float | None = None,
+    ) -> None:
+        """Count the request as an error, charging what it delivered (``usage``, cost)."""
         if admission.settled:
             return
         admission.settled = True
         logger.debug("request on route %s failed: %s", admission.route, error_reason)
-        await self._record(admission, errors=1, cache_misses=int(admission.cache_key is not None))
+        spent = usage or Usage()
+        if usage is not None:
+            await self._add_tokens(admission, spent.total_tokens - admission.estimated_tokens)
+        await self._record(
+            admission,
+            errors=1,
+            cache_misses=int(admission.cache_key is not None),
+            cost_nanos=to_nanos(cost_usd or 0.0),
+            prompt_tokens=spent.prompt_tokens,
+            completion_tokens=spent.completion_tokens,
+        )
+        await self._release_shared(admission, cost_usd)
+
+    def _shared_scopes(self, caller: str) -> list[Principal]:
+        """The gateway-wide and per-caller limits as principals of their own, named
+        ``@gateway`` and ``@caller:NAME`` in windows and refusals."""
+        state = self._config.state
+        scopes = []
+        # The narrower window first: a call one caller may not make uses none of the
+        # gateway's window.
+        own = state.caller_limits
+        if own.active:
+            scopes.append(_scope(f"@caller:{caller or 'anonymous'}", own))
+        shared = state.gateway_limits
+        if shared.active:
+            scopes.append(_scope("@gateway", shared))
+        return scopes
+
+    async def _release_shared(self, admission: Admission, cost_usd: float | None) -> None:
+        if admission.shared:
+            await self._budgets.release(
+                admission.shared,
+                route=self._stat_routes(admission.route),
+                caller=admission.caller,
+                cost_nanos=to_nanos(cost_usd or 0.0),
+            )
+
+    async def _add_tokens(self, admission: Admission, tokens: int) -> None:
+        await self._limits.add_tokens(admission.principal, admission.route, tokens)
+        for scope in self._shared_scopes(admission.caller):
+            await self._limits.add_tokens(scope, admission.route, tokens)
 
     async def _lookup(self, key: str) -> CachedAnswer | None:
         try:
@@ -212,95 +290,28 @@ class RequestPolicy:
 
     async def _record(self, admission: Admission, **counters: int) -> None:
         principal = admission.principal
+        # The counters are UsageRecord's int fields, by name (requests, errors, ...).
+        increments: dict[str, Any] = counters
         record = UsageRecord(
             tenant=principal.tenant,
-            route=admission.route,
+            route=self._stat_routes(admission.route),
+            caller=admission.caller,
             period=principal.budget_period,
             budget_usd=principal.budget_usd,
             reservation=admission.reservation,
-            **counters,
+            **increments,
         )
         try:
             await self._ledger.record(record)
         except StoreUnavailable:
             return
 
-    def _candidates(
-        self, route: str, targets: Sequence[tuple[str, str]] | None
-    ) -> list[tuple[ProviderConfig, str]]:
-        config = self._config
-        if targets is None:
-            route_config = config.routes.get(route)
-            if route_config is not None:
-                targets = [(t.provider, t.model) for t in route_config.all_targets]
-            elif "/" in route:
-                provider, _, model = route.partition("/")
-                targets = [(provider, model)]
-            else:
-                targets = []
-        return [(config.providers[p], m) for p, m in targets if p in config.providers]
 
-    def estimate_cost_nanos(
-        self,
-        route: str,
-        request: ChatRequest | EmbedRequest,
-        targets: Sequence[tuple[str, str]] | None = None,
-    ) -> int | None:
-        """The dearest target's estimated cost in nano-dollars; ``None`` when unknown.
-
-        0 means free everywhere (local models), so the budget is not even consulted.
-        """
-        kind = "chat" if isinstance(request, ChatRequest) else "embedding"
-        usage = Usage(
-            prompt_tokens=estimate_prompt_tokens(request),
-            completion_tokens=estimate_completion_tokens(
-                request, self._config.state.estimated_completion_tokens
-            ),
-        )
-        candidates = self._candidates(route, targets)
-        costs = [cost_usd(provider, kind, model, usage) for provider, model in candidates]
-        if not costs or any(cost is None for cost in costs):
-            return None
-        return max(to_nanos(cost) for cost in costs if cost is not None)
-
-    async def _reserve(
-        self,
-        principal: Principal,
-        route: str,
-        request: ChatRequest | EmbedRequest,
-        targets: Sequence[tuple[str, str]] | None,
-    ) -> Reservation | None:
-        if principal.budget_usd is None:
-            return None
-        estimate = self.estimate_cost_nanos(route, request, targets)
-        if estimate == 0:
-            return None
-        # An unknown price still needs some budget left: reserve at least one nano-dollar.
-        nanos = max(estimate or 0, 1)
-        try:
-            reservation = await self._ledger.reserve(
-                principal.tenant,
-                principal.budget_period,
-                budget_nanos=to_nanos(principal.budget_usd),
-                nanos=nanos,
-                ttl_s=self._config.state.reservation_ttl_s,
-            )
-        except StoreUnavailable:
-            if self._config.state.limits_fail_open:
-                return None
-            raise LimitExceeded(
-                "the budget cannot be checked right now (state store unavailable)",
-                reason="BUDGET_EXCEEDED",
-                retry_after_s=1.0,
-            ) from None
-        if reservation is None:
-            end = period_end(principal.budget_period)
-            retry = (end - datetime.now(UTC)).total_seconds() if end is not None else None
-            raise LimitExceeded(
-                f"the budget of {principal.budget_usd:g} USD per {principal.budget_period} "
-                "is spent",
-                reason="BUDGET_EXCEEDED",
-                metadata={"tenant": principal.tenant, "period": principal.budget_period},
-                retry_after_s=retry,
-            )
-        return reservation
+def _scope(name: str, limits: SharedLimitsConfig) -> Principal:
+    return Principal(
+        tenant=name,
+        rpm=limits.rpm,
+        tpm=limits.tpm,
+        budget_usd=limits.budget_usd,
+        budget_period=limits.budget_period.value,
+    )

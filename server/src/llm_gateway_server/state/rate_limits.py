@@ -19,7 +19,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
-from llm_gateway_server.core.errors import LimitExceeded
+from llm_gateway_server.core.errors import LimitExceeded, StateUnavailable
 from llm_gateway_server.core.types import Principal
 from llm_gateway_server.state.keys import route_limits_of
 from llm_gateway_server.state.redis_health import RedisHealth, StoreUnavailable, guarded
@@ -67,11 +67,12 @@ class RateLimits:
             return await operation()
         return await guarded(self._health, operation)
 
-    def _unavailable(self, reason: str) -> LimitExceeded:
+    def _unavailable(self, limit: str) -> StateUnavailable:
+        # The caller is not over any limit: the store that counts it does not answer.
         retry = self._health.retry_in_s() if self._health is not None else None
-        return LimitExceeded(
-            "rate limits cannot be checked right now (state store unavailable)",
-            reason=reason,
+        return StateUnavailable(
+            f"{limit} cannot be checked right now (state store unavailable)",
+            metadata={"limit": limit},
             retry_after_s=retry or 1.0,
         )
 
@@ -94,7 +95,7 @@ class RateLimits:
             except StoreUnavailable:
                 if self.fail_open:
                     return
-                raise self._unavailable("RATE_LIMITED") from None
+                raise self._unavailable("requests_per_minute") from None
             if not ok:
                 raise LimitExceeded(
                     f"rate limit of {check.item.amount} requests per minute exceeded"
@@ -123,7 +124,7 @@ class RateLimits:
             except StoreUnavailable:
                 if self.fail_open:
                     return
-                raise self._unavailable("TOKEN_RATE_LIMITED") from None
+                raise self._unavailable("tokens_per_minute") from None
             if not ok:
                 raise LimitExceeded(
                     f"token limit of {check.item.amount} tokens per minute exceeded"

@@ -4,7 +4,7 @@ Key layout (``P`` = ``state.key_prefix``, ``PID`` = period id such as ``m2025-11
 
 - ``P spend:<tenant>:<PID>``  string, integer nano-dollars spent (INCRBY).
 - ``P resv:<tenant>:<PID>``   hash, reservation id -> ``<nanos>:<expiry unix ms>``.
-- ``P stats:<tenant>:<PID>``  hash, ``<counter>:<route>`` -> integer (HINCRBY).
+- ``P stats:<tenant>:<PID>``  hash, ``<counter>:<route>[\t<caller>]`` -> integer (HINCRBY).
 - ``P tenants``               hash, tenant -> ``{"period": ..., "budget_usd": ...}``.
 
 Period keys expire a week after their period ends (``total`` never does).
@@ -29,7 +29,8 @@ from llm_gateway_server.state.periods import expire_at, period_id
 from llm_gateway_server.state.redis_health import RedisHealth, guarded
 from llm_gateway_server.state.views import NANOS_PER_USD, RouteStatsView, TenantBudgetView
 
-# KEYS: spend, resv. ARGV: budget nanos, nanos, reservation id, ttl ms.
+# KEYS: spend, resv. ARGV: budget nanos, nanos, reservation id, ttl ms, least nanos.
+# Grants nanos, or what is left when that is at least the least; returns the grant (0: none).
 # Expired reservations (a replica died mid-call) are dropped while summing.
 _RESERVE = """
 local t = redis.call('TIME')
@@ -45,13 +46,16 @@ for i = 1, #entries, 2 do
     held = held + tonumber(amount)
   end
 end
-if spent + held + tonumber(ARGV[2]) > tonumber(ARGV[1]) then
+local free = tonumber(ARGV[1]) - spent - held
+local grant = math.min(tonumber(ARGV[2]), free)
+if grant < tonumber(ARGV[5]) or grant <= 0 then
   return 0
 end
 local ttl = tonumber(ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[2] .. ':' .. string.format('%d', now + ttl))
+local entry = string.format('%d', grant) .. ':' .. string.format('%d', now + ttl)
+redis.call('HSET', KEYS[2], ARGV[3], entry)
 redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
+return grant
 """
 
 # KEYS: spend, resv, stats, tenants. ARGV: reservation id ('' = none), cost nanos,
@@ -89,15 +93,24 @@ class RedisLedger:
         return f"{self._prefix}{kind}:{tenant}:{pid}"
 
     async def reserve(
-        self, tenant: str, period: str, *, budget_nanos: int, nanos: int, ttl_s: float
+        self,
+        tenant: str,
+        period: str,
+        *,
+        budget_nanos: int,
+        nanos: int,
+        ttl_s: float,
+        min_nanos: int | None = None,
     ) -> Reservation | None:
-        """Hold ``nanos`` when spent + held + nanos fits in ``budget_nanos``."""
+        """Hold ``nanos``, or what is left of ``budget_nanos`` if at least ``min_nanos``."""
         pid = period_id(period)
         rid = new_reservation_id()
         keys = [self._key("spend", tenant, pid), self._key("resv", tenant, pid)]
-        args: list[str | int] = [budget_nanos, nanos, rid, max(int(ttl_s * 1000), 1)]
-        granted = await guarded(self._health, lambda: self._reserve(keys=keys, args=args))
-        return Reservation(tenant, pid, rid, nanos) if granted == 1 else None
+        least = nanos if min_nanos is None else min(min_nanos, nanos)
+        ttl_ms = max(int(ttl_s * 1000), 1)
+        args: list[str | int] = [budget_nanos, nanos, rid, ttl_ms, least]
+        granted = int(await guarded(self._health, lambda: self._reserve(keys=keys, args=args)) or 0)
+        return Reservation(tenant, pid, rid, granted) if granted > 0 else None
 
     async def record(self, record: UsageRecord) -> None:
         """Release the reservation, add cost and counters, in one round trip."""
@@ -118,12 +131,15 @@ class RedisLedger:
             record.tenant,
             info,
         ]
+        row = f"{record.route}\t{record.caller}" if record.caller else record.route
         for name, value in record.counters().items():
-            args += [f"{name}:{record.route}", value]
+            args += [f"{name}:{row}", value]
         await guarded(self._health, lambda: self._record(keys=keys, args=args))
 
-    async def query(self, tenant: str | None, route: str | None) -> StatsResult:
-        """Stats and budgets of the current periods, sorted by tenant and route."""
+    async def query(
+        self, tenant: str | None, route: str | None, caller: str | None = None
+    ) -> StatsResult:
+        """Stats and budgets of the current periods, sorted by tenant, route and caller."""
         registry = cast(
             "dict[bytes, bytes]",
             await guarded(self._health, lambda: self._client.hgetall(f"{self._prefix}tenants")),
@@ -143,13 +159,17 @@ class RedisLedger:
         budgets: list[TenantBudgetView] = []
         for i, (name, info) in enumerate(tenants):
             raw_stats = cast("dict[bytes, bytes]", replies[2 * i])
-            by_route: dict[str, dict[str, int]] = defaultdict(dict)
+            rows: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
             for raw_field, raw_value in raw_stats.items():
-                counter, _, route_name = raw_field.decode().partition(":")
-                by_route[route_name][counter] = int(raw_value)
-            for route_name in sorted(by_route):
-                if route is None or route_name == route:
-                    stats.append(route_view(name, route_name, by_route[route_name]))
+                counter, _, row = raw_field.decode().partition(":")
+                route_name, _, caller_name = row.partition("\t")
+                rows[(route_name, caller_name)][counter] = int(raw_value)
+            for route_name, caller_name in sorted(rows):
+                if (route is None or route_name == route) and (
+                    caller is None or caller_name == caller
+                ):
+                    counters = rows[(route_name, caller_name)]
+                    stats.append(route_view(name, route_name, counters, caller_name))
             spent = int(replies[2 * i + 1] or 0)
             budgets.append(
                 TenantBudgetView(

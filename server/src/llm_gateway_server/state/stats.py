@@ -1,4 +1,4 @@
-"""Usage stats per tenant and route, read by the GetStats RPC."""
+"""Usage stats per tenant, route and caller, read by the GetStats RPC."""
 
 from __future__ import annotations
 
@@ -17,18 +17,21 @@ class StatsStore:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    async def query(self, tenant: str | None, route: str | None) -> StatsResult:
-        """Stats per tenant and route and budgets per tenant, for the current periods.
+    async def query(
+        self, tenant: str | None, route: str | None, caller: str | None = None
+    ) -> StatsResult:
+        """Stats per tenant, route and caller and budgets per tenant, for the current periods.
 
         Args:
             tenant: Only this tenant; ``None``: every tenant.
             route: Only this route; ``None``: every route.
+            caller: Only this caller; ``None``: every caller.
 
         Raises:
             StatsUnavailable: Redis is configured and does not answer.
         """
         try:
-            return await self._ledger.query(tenant, route)
+            return await self._ledger.query(tenant, route, caller)
         except StoreUnavailable:
             raise StatsUnavailable(
                 "usage stats are unavailable right now: the state store does not answer"

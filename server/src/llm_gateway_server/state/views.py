@@ -17,11 +17,13 @@ def to_nanos(usd: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RouteStatsView:
-    """Use of one route by one tenant in the current period (``llmgateway.v1.RouteStats``)."""
+    """Use of one route by one tenant and caller in the current period (``RouteStats``)."""
 
     tenant: str
     route: str
     requests: int = 0
+    #: The caller (``""`` for rows recorded before callers were).
+    caller: str = ""
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

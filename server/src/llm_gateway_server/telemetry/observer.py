@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from types import TracebackType
 
@@ -18,8 +17,6 @@ from llm_gateway_server.telemetry import semconv as sc
 from llm_gateway_server.telemetry.context import current_request
 from llm_gateway_server.telemetry.metrics import GatewayMetrics
 from llm_gateway_server.telemetry.tracing import Activation
-
-logger = logging.getLogger(__name__)
 
 
 def split_address(address: str) -> tuple[str, int | None]:
@@ -200,7 +197,5 @@ class TelemetryObserver:
                 )
 
     def breaker_transition(self, provider: str, model: str, old: str, new: str) -> None:
-        """Set the breaker gauge and log the change."""
+        """Set the breaker gauge (routing logs the change itself, once, with its failures)."""
         self.metrics.breaker_state(provider, model, new)
-        level = logging.WARNING if new == "open" else logging.INFO
-        logger.log(level, "circuit breaker %s/%s: %s -> %s", provider, model, old, new)

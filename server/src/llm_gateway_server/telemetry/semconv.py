@@ -47,6 +47,11 @@ GW_FALLBACKS = "llm_gateway.fallbacks"
 GW_COST_USD = "llm_gateway.cost_usd"
 GW_ERROR_REASON = "llm_gateway.error_reason"
 GW_FALLBACK_EVENT = "llm_gateway.fallback"
+GW_CALLER = "llm_gateway.caller"
+GW_SUB_CALLER = "llm_gateway.sub_caller"
+GW_CUT = "llm_gateway.cut"
+#: Each ``metadata`` entry of a request becomes ``llm_gateway.metadata.<key>`` on its span.
+GW_METADATA_PREFIX = "llm_gateway.metadata."
 
 # --- histogram buckets (ExplicitBucketBoundaries advised by the conventions) ------------
 DURATION_BUCKETS = (

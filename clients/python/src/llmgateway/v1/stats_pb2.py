@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19llmgateway/v1/stats.proto\x12\rllmgateway.v1\"0\n\x0fGetStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\"j\n\x10GetStatsResponse\x12(\n\x05stats\x18\x01 \x03(\x0b\x32\x19.llmgateway.v1.RouteStats\x12,\n\x07\x62udgets\x18\x02 \x03(\x0b\x32\x1b.llmgateway.v1.TenantBudget\"\xe6\x01\n\nRouteStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\x12\n\ncache_hits\x18\x08 \x01(\x03\x12\x14\n\x0c\x63\x61\x63he_misses\x18\t \x01(\x03\x12\x16\n\x0e\x63\x61\x63he_hit_rate\x18\n \x01(\x01\x12\x11\n\tfallbacks\x18\x0b \x01(\x03\"U\n\x0cTenantBudget\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tspent_usd\x18\x02 \x01(\x01\x12\x12\n\nbudget_usd\x18\x03 \x01(\x01\x12\x0e\n\x06period\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19llmgateway/v1/stats.proto\x12\rllmgateway.v1\"@\n\x0fGetStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\"j\n\x10GetStatsResponse\x12(\n\x05stats\x18\x01 \x03(\x0b\x32\x19.llmgateway.v1.RouteStats\x12,\n\x07\x62udgets\x18\x02 \x03(\x0b\x32\x1b.llmgateway.v1.TenantBudget\"\xf6\x01\n\nRouteStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\x12\n\ncache_hits\x18\x08 \x01(\x03\x12\x14\n\x0c\x63\x61\x63he_misses\x18\t \x01(\x03\x12\x16\n\x0e\x63\x61\x63he_hit_rate\x18\n \x01(\x01\x12\x11\n\tfallbacks\x18\x0b \x01(\x03\x12\x0e\n\x06\x63\x61ller\x18\x0c \x01(\t\"U\n\x0cTenantBudget\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tspent_usd\x18\x02 \x01(\x01\x12\x12\n\nbudget_usd\x18\x03 \x01(\x01\x12\x0e\n\x06period\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmgateway.v1.stats_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSTATSREQUEST']._serialized_start=44
-  _globals['_GETSTATSREQUEST']._serialized_end=92
-  _globals['_GETSTATSRESPONSE']._serialized_start=94
-  _globals['_GETSTATSRESPONSE']._serialized_end=200
-  _globals['_ROUTESTATS']._serialized_start=203
-  _globals['_ROUTESTATS']._serialized_end=433
-  _globals['_TENANTBUDGET']._serialized_start=435
-  _globals['_TENANTBUDGET']._serialized_end=520
+  _globals['_GETSTATSREQUEST']._serialized_end=108
+  _globals['_GETSTATSRESPONSE']._serialized_start=110
+  _globals['_GETSTATSRESPONSE']._serialized_end=216
+  _globals['_ROUTESTATS']._serialized_start=219
+  _globals['_ROUTESTATS']._serialized_end=465
+  _globals['_TENANTBUDGET']._serialized_start=467
+  _globals['_TENANTBUDGET']._serialized_end=552
 # @@protoc_insertion_point(module_scope)

@@ -1,37 +1,29 @@
-"""The one adapter between the HTTP facades and the call pipeline (``Gateway`` + telemetry).
+"""The one adapter between the HTTP facades and the call pipeline (``pipeline.CallPipeline``).
 
-Every use of ``Gateway``'s and ``RpcTelemetry``'s API by the HTTP transport is here: request
-id, auth, deadline, the RPC scope, ending it with a status, and the core calls. When the
-transport-agnostic pipeline lands, this module is what switches to it.
+Every HTTP call goes through ``pipeline.begin/open/close`` exactly as a gRPC call does:
+request id, deadline, auth, the caller, the call record and how it ends live there. This
+module only turns HTTP headers into the pipeline's metadata pairs and a failed call into the
+facade's error object.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from llm_gateway_server.config.model import GatewayConfig
-from llm_gateway_server.core.errors import GatewayError, ShuttingDown
-from llm_gateway_server.core.types import (
-    CallContext,
-    ChatDelta,
-    ChatRequest,
-    EmbedRequest,
-    Task,
-)
-from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome, Gateway, StreamEnd
+from llm_gateway_server.core.calls import CallRecord
+from llm_gateway_server.core.errors import GatewayError
+from llm_gateway_server.core.types import ChatRequest, EmbedRequest, Task
+from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome, Gateway
+from llm_gateway_server.pipeline import CallPipeline
 from llm_gateway_server.routing.views import HealthView, RouteView
-from llm_gateway_server.telemetry.rpc import RpcScope, RpcTelemetry
+from llm_gateway_server.streams import GatewayStream
 from llm_gateway_server.transport.http.errors import HttpError, from_gateway_error, internal_error
-from llm_gateway_server.transport.status import status_code
-
-logger = logging.getLogger(__name__)
 
 
 class CallFailed(Exception):
@@ -49,60 +41,40 @@ def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
     return tuple((key.lower(), value) for key, value in request.headers.items())
 
 
+def http_error(exc: BaseException, request_id: str) -> HttpError:
+    """The facade's error for ``exc`` (a generic 500 for anything but a core error)."""
+    if isinstance(exc, GatewayError):
+        return from_gateway_error(exc)
+    return internal_error(request_id)
+
+
 @dataclass(slots=True)
 class Call:
-    """One HTTP call in the pipeline: its telemetry scope and its core context."""
+    """One HTTP call: its record in the call pipeline."""
 
-    scope: RpcScope
-    ctx: CallContext
+    record: CallRecord
 
     @property
     def request_id(self) -> str:
         """The request id (the caller's ``x-request-id`` when it was a plain token)."""
-        return self.scope.request_id
+        return self.record.request_id
 
     @property
     def route(self) -> str:
         """The resolved route, once the core has resolved it."""
-        return self.scope.route
+        return self.record.route
 
     def first_token(self) -> None:
         """The first streamed delta is leaving the gateway."""
-        self.scope.first_token()
-
-    def ok(self) -> None:
-        """End the call as answered."""
-        self.scope.end("OK")
-
-    def cancelled(self) -> None:
-        """End the call as cancelled by the client."""
-        self.scope.end("CANCELLED")
-
-    def failed(self, exc: BaseException) -> HttpError:
-        """End the call with ``exc``; the error to send (a generic one for a bug)."""
-        return _end_failed(self.scope, exc)
-
-
-def _end_failed(scope: RpcScope, exc: BaseException) -> HttpError:
-    if isinstance(exc, GatewayError):
-        attempts = getattr(exc, "attempts", None)
-        if attempts:
-            # The fallback trace of a failed call still belongs in its log line.
-            scope.attempts = len(attempts)
-            scope.fallbacks = max(len(attempts) - 1, 0)
-        scope.end(status_code(exc).name, error_reason=exc.reason, error_message=exc.message)
-        return from_gateway_error(exc)
-    logger.error("unexpected error in request %s", scope.request_id, exc_info=exc)
-    scope.end("INTERNAL", error_reason="INTERNAL")
-    return internal_error(scope.request_id)
+        self.record.first_token()
 
 
 class GatewayCalls:
-    """Opens calls and runs the core's operations for the HTTP facades."""
+    """Opens calls through the pipeline and runs the core's operations for the facades."""
 
-    def __init__(self, gateway: Gateway, telemetry: RpcTelemetry) -> None:
+    def __init__(self, gateway: Gateway, pipeline: CallPipeline) -> None:
         self._gateway = gateway
-        self._telemetry = telemetry
+        self._pipeline = pipeline
         self.draining = False
 
     @property
@@ -111,12 +83,13 @@ class GatewayCalls:
         return self._gateway.snapshot.config
 
     def drain(self) -> None:
-        """Refuse new calls (503, SHUTTING_DOWN); calls in flight go on."""
+        """Readiness turns false; the pipeline refuses new calls (503, SHUTTING_DOWN)."""
         self.draining = True
+        self._pipeline.drain()
 
     @contextlib.asynccontextmanager
     async def call(self, method: str, request: web.Request) -> AsyncIterator[Call]:
-        """One call: scope, auth and deadline; errors become ``CallFailed``.
+        """One call: begin, open (auth, caller), close; errors become ``CallFailed``.
 
         Args:
             method: The RPC it corresponds to (``Chat``, ``StreamChat``, ``Embed``, ...), so
@@ -124,40 +97,42 @@ class GatewayCalls:
             request: The HTTP request.
         """
         metadata = _metadata(request)
-        scope = self._telemetry.start(method, metadata)
+        pipeline = self._pipeline
+        record = pipeline.begin("http", method, metadata, None)
         try:
-            if self.draining:
-                raise ShuttingDown("the server is shutting down; retry on another replica")
-            principal = await self._gateway.authenticate(metadata)
-            deadline = time.monotonic() + self.config.server.default_deadline_s
-            call = Call(scope, CallContext(scope.request_id, deadline, principal))
-            yield call
-            call.ok()
-        except asyncio.CancelledError:
-            scope.end("CANCELLED")
+            await pipeline.open(record, metadata)
+            yield Call(record)
+        except asyncio.CancelledError as exc:
+            await pipeline.close(record, exc)
             raise
         except CallFailed:
             raise
         except BaseException as exc:
-            raise CallFailed(_end_failed(scope, exc), scope.request_id) from None
+            await pipeline.close(record, exc)
+            raise CallFailed(http_error(exc, record.request_id), record.request_id) from None
+        else:
+            await pipeline.close(record, None)
+
+    async def close(self, call: Call, exc: BaseException | None) -> HttpError | None:
+        """End ``call`` now (a stream that failed or was cut after it started)."""
+        await self._pipeline.close(call.record, exc)
+        return None if exc is None else http_error(exc, call.request_id)
 
     async def chat(self, call: Call, request: ChatRequest) -> ChatOutcome:
         """One complete answer."""
-        return await self._gateway.chat(request, call.ctx, call.scope)
+        return await self._gateway.chat(request, call.record)
 
-    def stream(
-        self, call: Call, request: ChatRequest
-    ) -> AsyncGenerator[ChatDelta | StreamEnd, None]:
-        """Deltas as they arrive, then one ``StreamEnd``."""
-        return self._gateway.stream(request, call.ctx, call.scope)
+    async def stream(self, call: Call, request: ChatRequest) -> GatewayStream:
+        """A committed stream (fallback is over once this returns)."""
+        return await self._gateway.stream(request, call.record)
 
     async def embed(self, call: Call, request: EmbedRequest) -> EmbedOutcome:
         """One vector per input."""
-        return await self._gateway.embed(request, call.ctx, call.scope)
+        return await self._gateway.embed(request, call.record)
 
     def models(self, call: Call, task: Task | None = None) -> list[RouteView]:
         """The routes this caller may use."""
-        return self._gateway.list_models(call.ctx.principal, task)
+        return self._gateway.list_models(call.record.principal, task)
 
     def health(self) -> HealthView:
         """Routing's live health view."""

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from llm_gateway_server.core.errors import RequestInvalid, RouteNotFound
 from llm_gateway_server.core.types import ChatDelta, EmbedRequest, Task, ToolCall
-from llm_gateway_server.gateway import StreamEnd
 from llm_gateway_server.routing.views import RouteView
+from llm_gateway_server.streams import StreamEnd
 from llm_gateway_server.transport.http import ollama_convert as convert
 from llm_gateway_server.transport.http import ollama_models as m
 from llm_gateway_server.transport.http.bodies import parse_model, valid

@@ -9,8 +9,9 @@ from typing import Any
 
 from llm_gateway_server.core import types as t
 from llm_gateway_server.core.errors import RequestInvalid
-from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome, StreamEnd
+from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome
 from llm_gateway_server.routing.views import RouteView
+from llm_gateway_server.streams import StreamEnd
 from llm_gateway_server.transport.http import openai_models as m
 
 _ROLES = {

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from llm_gateway_server.core.errors import RequestInvalid, RouteNotFound
 from llm_gateway_server.core.types import ChatDelta
-from llm_gateway_server.gateway import StreamEnd
+from llm_gateway_server.streams import StreamEnd
 from llm_gateway_server.transport.http import openai_convert as convert
 from llm_gateway_server.transport.http.bodies import parse_model, read_model, valid
 from llm_gateway_server.transport.http.calls import GatewayCalls

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from llm_gateway_server.gateway import Gateway
-from llm_gateway_server.telemetry.rpc import RpcTelemetry
+from llm_gateway_server.pipeline import CallPipeline
 from llm_gateway_server.transport.http.calls import CallFailed, GatewayCalls
 from llm_gateway_server.transport.http.errors import HttpError
 from llm_gateway_server.transport.http.health_routes import HealthRoutes
@@ -92,12 +92,12 @@ class HttpFacade:
     def __init__(
         self,
         gateway: Gateway,
-        telemetry: RpcTelemetry,
+        pipeline: CallPipeline,
         listen: str,
         *,
         reuse_port: bool = False,
     ) -> None:
-        self.calls = GatewayCalls(gateway, telemetry)
+        self.calls = GatewayCalls(gateway, pipeline)
         self._host, self.port = parse_listen(listen)
         self._reuse_port = reuse_port
         self._runner: web.AppRunner | None = None

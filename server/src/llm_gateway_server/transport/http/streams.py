@@ -7,13 +7,15 @@ in the facade's format, never a silent end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Protocol
 
 from aiohttp import web
 
+from llm_gateway_server.core.errors import ShuttingDown, StreamInterrupted
 from llm_gateway_server.core.types import ChatDelta, ChatRequest
-from llm_gateway_server.gateway import StreamEnd
+from llm_gateway_server.streams import StreamEnd
 from llm_gateway_server.transport.http.calls import Call, GatewayCalls
 from llm_gateway_server.transport.http.errors import HttpError
 
@@ -49,45 +51,71 @@ async def relay(
     encoder: StreamEncoder,
 ) -> web.StreamResponse:
     """Stream ``chat`` to the client; the client leaving closes the upstream at once."""
-    events = calls.stream(call, chat)
+    # Fallback happens in here, before anything is sent: a failure is an ordinary HTTP error.
+    stream = await calls.stream(call, chat)
+    record = call.record
     response: web.StreamResponse | None = None
-    # aclosing: a cancelled handler (the client disconnected) closes the gateway's
-    # generator, and with it the upstream request, now rather than at garbage collection.
-    async with contextlib.aclosing(events):
-        try:
-            async for event in events:
+
+    async def start() -> web.StreamResponse:
+        started = web.StreamResponse(headers=call_headers(call))
+        started.content_type = encoder.content_type
+        started.headers["Cache-Control"] = "no-cache"
+        await started.prepare(request)
+        return started
+
+    try:
+        # aclosing: a cancelled handler (the client disconnected) closes the gateway's
+        # stream, and with it the upstream request, now rather than at garbage collection.
+        async with contextlib.aclosing(stream.deltas()) as deltas:
+            async for delta in deltas:
                 if response is None:
-                    response = web.StreamResponse(headers=call_headers(call))
-                    response.content_type = encoder.content_type
-                    response.headers["Cache-Control"] = "no-cache"
-                    await response.prepare(request)
-                if isinstance(event, StreamEnd):
-                    if event.error is not None:
-                        await response.write(encoder.error(call.failed(event.error)))
-                    else:
-                        await response.write(encoder.end(event))
-                    break
-                data = encoder.delta(event)
+                    response = await start()
+                data = encoder.delta(delta)
                 if data:
                     call.first_token()
                     # write() waits for the socket to drain: a slow reader slows the relay
                     # instead of growing a buffer.
+                    record.sending = True
                     await response.write(data)
-        except ConnectionResetError:
-            # The client left between two writes (a disconnect usually cancels the handler
-            # first): the call is over, there is nobody to tell.
-            call.cancelled()
-            if response is None:
-                raise
-            return response
-        except Exception as exc:
-            if response is None:
-                raise  # nothing sent yet: an ordinary HTTP error
-            error = encoder.error(call.failed(exc))
-            with contextlib.suppress(ConnectionResetError):
-                await response.write(error)
-    if response is None:  # pragma: no cover - the core always ends with a StreamEnd
-        raise AssertionError("stream ended without a summary")
+                    record.sending = False
+                    if record.interrupted:
+                        raise asyncio.CancelledError("shutdown")
+        if response is None:
+            response = await start()
+        end = stream.end
+        if end is not None and end.error is None:
+            await response.write(encoder.end(end))
+        else:
+            cut = end.error if end is not None else None
+            error = await calls.close(call, cut or StreamInterrupted("the stream ended early"))
+            if error is not None:
+                await response.write(encoder.error(error))
+    except ConnectionResetError:
+        # The client left between two writes (a disconnect usually cancels the handler
+        # first): the call is over, there is nobody to tell.
+        await calls.close(call, asyncio.CancelledError("client gone"))
+        if response is None:
+            raise
+        return response
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not (record.interrupted and task is not None) or response is None:
+            raise
+        # Shutdown grace is over: the client gets an error event saying so, not a bare cut.
+        task.uncancel()
+        cut = ShuttingDown("the server shut down during the stream; retry on another one")
+        stream.interrupted(cut)
+        error = await calls.close(call, cut)
+        with contextlib.suppress(ConnectionResetError):
+            if error is not None:
+                await response.write(encoder.error(error))
+    except Exception as exc:
+        if response is None:
+            raise  # nothing sent yet: an ordinary HTTP error
+        error = await calls.close(call, exc)
+        with contextlib.suppress(ConnectionResetError):
+            if error is not None:
+                await response.write(encoder.error(error))
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response

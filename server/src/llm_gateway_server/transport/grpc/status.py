@@ -1,4 +1,4 @@
-"""The one place that maps exceptions to gRPC status codes and google.rpc error details."""
+"""The gRPC side of status mapping: the core's canonical codes plus google.rpc error details."""
 
 from __future__ import annotations
 
@@ -11,54 +11,18 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from llm_gateway_server.core.errors import (
-    DeadlineExceeded,
-    GatewayError,
-    LimitExceeded,
-    NoPermittedTarget,
-    NoTargetLeft,
-    NotPermitted,
-    RequestInvalid,
-    RouteNotFound,
-    ShuttingDown,
-    StateUnavailable,
-    StreamInterrupted,
-    Unauthenticated,
-    UpstreamError,
-)
+from llm_gateway_server.core.errors import GatewayError, RequestInvalid
+from llm_gateway_server.core.status import code_name
 
 logger = logging.getLogger(__name__)
 
 #: google.rpc.ErrorInfo.domain of every error the gateway returns.
 ERROR_DOMAIN = "llm-gateway"
 
-_CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
-    (RequestInvalid, grpc.StatusCode.INVALID_ARGUMENT),
-    (RouteNotFound, grpc.StatusCode.NOT_FOUND),
-    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
-    (NotPermitted, grpc.StatusCode.PERMISSION_DENIED),
-    (LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (NoPermittedTarget, grpc.StatusCode.FAILED_PRECONDITION),
-    (NoTargetLeft, grpc.StatusCode.UNAVAILABLE),
-    (StreamInterrupted, grpc.StatusCode.UNAVAILABLE),
-    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
-    (StateUnavailable, grpc.StatusCode.UNAVAILABLE),
-)
-
 
 def status_code(error: GatewayError) -> grpc.StatusCode:
-    """The canonical code for a gateway error."""
-    if isinstance(error, UpstreamError):
-        # Caller-caused upstream refusals (context too long, content policy) are the
-        # caller's to fix; anything else that escaped routing means no target answered.
-        return (
-            grpc.StatusCode.INVALID_ARGUMENT if error.caller_caused else grpc.StatusCode.UNAVAILABLE
-        )
-    for cls, code in _CODES:
-        if isinstance(error, cls):
-            return code
-    return grpc.StatusCode.INTERNAL
+    """The gRPC code for a gateway error (the core's canonical code, by name)."""
+    return grpc.StatusCode[code_name(error)]
 
 
 def _pack(message: object) -> any_pb2.Any:

@@ -8,7 +8,7 @@ from datetime import datetime
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome, StreamEnd
+from llm_gateway_server.gateway import ChatOutcome, EmbedOutcome
 from llm_gateway_server.routing.breakers import BreakerState
 from llm_gateway_server.routing.views import (
     HealthView,
@@ -18,7 +18,8 @@ from llm_gateway_server.routing.views import (
     TargetView,
 )
 from llm_gateway_server.state.views import RouteStatsView, TenantBudgetView
-from llm_gateway_server.transport.convert import (
+from llm_gateway_server.streams import StreamEnd
+from llm_gateway_server.transport.grpc.convert import (
     FINISH_TO_PB,
     LOCALITY_TO_PB,
     PRIVACY_TO_PB,
@@ -221,6 +222,7 @@ def stats_response(
                 cache_misses=r.cache_misses,
                 cache_hit_rate=r.cache_hit_rate,
                 fallbacks=r.fallbacks,
+                caller=r.caller,
             )
             for r in routes
         ],

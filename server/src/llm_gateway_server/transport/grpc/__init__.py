@@ -1,0 +1,1 @@
+"""The gRPC transport: servicer, proto <-> core conversion, status mapping, reflection."""
