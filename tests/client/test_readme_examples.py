@@ -17,7 +17,8 @@ README = ROOT / "clients" / "python" / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
 # The main README's client section too.
 _MAIN = (ROOT / "README.md").read_text()
-_SECTION = _MAIN[_MAIN.index("## Call it from another service") : _MAIN.index("## The contract")]
+_START = _MAIN.index("## Call it from another service")
+_SECTION = _MAIN[_START : _MAIN.index("\n## ", _START + 1)]
 BLOCKS += re.findall(r"```python\n(.*?)```", _SECTION, re.DOTALL)
 
 

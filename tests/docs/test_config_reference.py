@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -34,7 +34,10 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _without_none(annotation: Any) -> Any:
-    """``X`` for ``X | None`` (an optional list of models is still a list of models)."""
+    """``X`` for ``X | None`` and ``Annotated[X, ...]`` (an optional list of models is still
+    a list of models; providers are ``ProviderConfig`` validated per kind)."""
+    if get_origin(annotation) is Annotated:
+        return _without_none(get_args(annotation)[0])
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:
@@ -50,8 +53,8 @@ def config_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
         annotation = _without_none(field.annotation)
         origin, args = get_origin(annotation), get_args(annotation)
         nested = _models_in(annotation)
-        if origin is dict and _models_in(args[1]):
-            for value in _models_in(args[1]):
+        if origin is dict and _models_in(_without_none(args[1])):
+            for value in _models_in(_without_none(args[1])):
                 keys |= config_keys(value, f"{path}.{ANY_NAME}.")
         elif origin in (tuple, list) and args and _models_in(args[0]):
             for item in _models_in(args[0]):
