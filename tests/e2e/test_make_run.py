@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 
 README = REPO_ROOT / "README.md"
 #: What a README command may start with to be run here (others are make targets or synopses).
-RUNNABLE = (".venv/bin/grpcurl ", ".venv/bin/llm-gateway ")
+RUNNABLE = (".venv/bin/grpcurl ", ".venv/bin/llm-gateway ", "curl ")
 #: Commands that serve forever instead of answering.
 LONG_RUNNING = (".venv/bin/llm-gateway serve",)
 CLOUD_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
@@ -90,6 +90,7 @@ class MakeRun:
     bundled_port: int
     metrics_port: int
     started: set[int]
+    http_port: int = 0
 
     @property
     def address(self) -> str:
@@ -112,8 +113,7 @@ def _config(grpc_port: int, bundled_port: int) -> str:
     for old, new in moves.items():
         assert old in text, f"the shipped config no longer has {old}"
         text = text.replace(old, new)
-    # The HTTP facade's address, once the shipped config has one: a free port here too.
-    return text.replace("127.0.0.1:8000", f"127.0.0.1:{_free_port()}")
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,9 @@ def make_run(
     config.write_text(_config(grpc_port, bundled_port))
     env = {k: v for k, v in _make_env().items() if k not in CLOUD_KEYS}
     env["LLM_GATEWAY_METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
+    # The HTTP facade's address, the variable the shipped config reads: a free port here too.
+    http_port = _free_port()
+    env["LLM_GATEWAY_HTTP_LISTEN"] = f"127.0.0.1:{http_port}"
     log = tmp / "make-run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -139,7 +142,7 @@ def make_run(
             env=env,
             start_new_session=True,  # its own process group, as a terminal's foreground job
         )
-    run = MakeRun(proc, log, grpc_port, bundled_port, metrics_port, set())
+    run = MakeRun(proc, log, grpc_port, bundled_port, metrics_port, set(), http_port)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while "llm-gateway is up" not in run.output():
@@ -175,8 +178,10 @@ def _json_objects(text: str) -> list[dict[str, Any]]:
     return found
 
 
-def _as_run_here(command: str, address: str) -> list[str]:
-    argv = shlex.split(command.replace("localhost:50051", address))
+def _as_run_here(command: str, run: MakeRun) -> list[str]:
+    command = command.replace("localhost:50051", run.address)
+    argv = shlex.split(command.replace("127.0.0.1:8000", f"127.0.0.1:{run.http_port}"))
+    address = run.address
     if argv[0].endswith("llm-gateway") and argv[1] in {"chat", "models"}:
         argv[2:2] = ["--target", address]  # the README's default target, on this test's port
     return argv
@@ -200,7 +205,7 @@ def test_the_readmes_commands_run_as_written(make_run: MakeRun) -> None:
     assert any("llm-gateway chat" in c for c in commands)
     for command in commands:
         done = subprocess.run(
-            _as_run_here(command, make_run.address),
+            _as_run_here(command, make_run),
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -222,6 +227,10 @@ def test_the_readmes_commands_run_as_written(make_run: MakeRun) -> None:
             assert '"bundled"' in done.stdout, done.stdout
         if command.endswith("/Embed"):
             assert done.stdout.count('"values"') == 2, done.stdout
+        if command.startswith("curl ") and "/chat/completions" in command:
+            # The HTTP facade, the same routes: real text from the bundled model, and [DONE].
+            assert re.search(r'"content": ?"[^"]*[A-Za-z]{2,}', done.stdout), done.stdout
+            assert done.stdout.rstrip().endswith("data: [DONE]"), done.stdout
         if "llm-gateway chat" in command:
             assert re.search(r"[A-Za-z]{2,}", done.stdout), done.stdout
             assert f"bundled/{BUNDLED_ALIAS} via chat" in done.stderr

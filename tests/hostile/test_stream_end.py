@@ -51,7 +51,12 @@ async def test_finished_stream_held_open_completes(
         assert messages[-1].HasField("summary")
         assert not summary.cut
         assert summary.finish_reason == chat_pb2.FINISH_REASON_STOP
-        assert summary.usage.completion_tokens == (0 if separate_usage is None else 3)
+        if separate_usage is None:
+            # No usage came: the gateway's own count of what was delivered, never 0 (a
+            # stream is charged what it sent).
+            assert summary.usage.completion_tokens > 0
+        else:
+            assert summary.usage.completion_tokens == 3
         # The gateway hung up on the held-open body rather than waiting for its end.
         await fake.wait_disconnect()
         await fake.wait_no_connections()

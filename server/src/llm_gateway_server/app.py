@@ -148,7 +148,8 @@ class GatewayServer:
 
     @staticmethod
     async def _load_tokenizer() -> None:
-        await asyncio.to_thread(load_tokenizer)
+        exact = await asyncio.to_thread(load_tokenizer)
+        logger.info("token counter ready (%s)", "tiktoken" if exact else "4 characters a token")
 
     def on_readiness(self, ready: bool) -> None:
         """Routing's readiness callback: flip the named health service."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -30,6 +31,8 @@ from llm_gateway_server.state.response_cache import (
 from llm_gateway_server.state.stats import StatsStore
 
 logger = logging.getLogger(__name__)
+#: Seconds ``aclose`` waits for the Redis client to close.
+_CLOSE_TIMEOUT_S = 2.0
 
 
 def _limits_uri(url: str) -> str:
@@ -96,7 +99,9 @@ class GatewayState:
         if self.breaker_peers is not None:
             await self.breaker_peers.aclose()
         if self._client is not None:
-            await self._client.aclose()
+            # Bounded: closing a pool whose server just went away must not hold shutdown.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._client.aclose(), _CLOSE_TIMEOUT_S)
 
 
 async def build_state(snapshot: ConfigSnapshot) -> GatewayState:
