@@ -77,3 +77,12 @@ def test_credentials_in_api_base_and_api_key_env_contradict() -> None:
     assert "api_base" in lines[0] and "api_key_env" in lines[0]
     assert "pw" not in lines[0]  # the message never repeats the credential
     assert load("{kind: openai_compatible, api_base: 'http://user:pw@h/v1'}").api_base
+
+
+def test_header_values_with_line_breaks_are_refused_at_load() -> None:
+    # A ${VAR} read from a file often ends in a newline: it would split the upstream request.
+    (line,) = errors(
+        "{kind: openai_compatible, api_base: 'http://h/v1', headers: {X-K: \"a\\nb\"}}"
+    )
+    assert line.startswith("providers.p.headers")
+    assert "CR, LF and NUL are not allowed" in line

@@ -142,6 +142,16 @@ class ProviderConfig(BaseModel):
     #: Per-model prices; local models cost 0 unless priced here.
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
+    @field_validator("headers")
+    @classmethod
+    def _one_line_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # A CR or LF in a header (a ${VAR} with a trailing newline) would be refused by
+        # aiohttp on every call, or worse, split the request: refuse it at load instead.
+        for name, value in headers.items():
+            if any(c in name or c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name[:64]!r}: CR, LF and NUL are not allowed")
+        return headers
+
     @model_validator(mode="after")
     def _check(self) -> ProviderConfig:
         if self.kind is ProviderKind.OPENAI_COMPATIBLE and not self.api_base:
