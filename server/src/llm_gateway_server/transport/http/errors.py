@@ -11,37 +11,23 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway_server.core.errors import (
-    DeadlineExceeded,
-    GatewayError,
-    LimitExceeded,
-    NoPermittedTarget,
-    NoTargetLeft,
-    NotPermitted,
-    RequestInvalid,
-    RouteNotFound,
-    ShuttingDown,
-    StateUnavailable,
-    StreamInterrupted,
-    Unauthenticated,
-    UpstreamError,
-)
+from llm_gateway_server.core.errors import GatewayError, RequestInvalid
+from llm_gateway_server.core.status import code_name
 
-_STATUSES: tuple[tuple[type[GatewayError], int], ...] = (
-    (RequestInvalid, 400),
-    (RouteNotFound, 404),
-    (Unauthenticated, 401),
-    (NotPermitted, 403),
-    (LimitExceeded, 429),
+#: HTTP status per canonical code (google.rpc.Code's own HTTP mapping), so the HTTP facades
+#: and gRPC can never disagree about what an error is: the core decides the code once.
+_STATUSES = {
+    "INVALID_ARGUMENT": 400,
     # The caller asked for something no target may serve (privacy, disabled providers):
     # its request must change, so a 4xx the client does not retry.
-    (NoPermittedTarget, 400),
-    (NoTargetLeft, 503),
-    (StreamInterrupted, 503),
-    (DeadlineExceeded, 504),
-    (ShuttingDown, 503),
-    (StateUnavailable, 503),
-)
+    "FAILED_PRECONDITION": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
 
 #: OpenAI's ``error.type`` per status.
 _TYPES = {
@@ -94,13 +80,7 @@ def http_status(error: GatewayError) -> int:
     """The HTTP status for a gateway error."""
     if error.reason == "REQUEST_TOO_LARGE":
         return 413
-    if isinstance(error, UpstreamError):
-        # Caller-caused refusals (context too long, content policy) are the caller's to fix.
-        return 400 if error.caller_caused else 503
-    for cls, status in _STATUSES:
-        if isinstance(error, cls):
-            return status
-    return 500
+    return _STATUSES.get(code_name(error), 500)
 
 
 def from_gateway_error(error: GatewayError) -> HttpError:
