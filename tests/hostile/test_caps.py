@@ -3,8 +3,6 @@ naming the cap, while the gateway process's peak memory stays within a few MB.""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -29,12 +27,7 @@ def config(url: str, options: str = "") -> str:
 
 
 async def warm(gw: GatewayProcess) -> int:
-    """One ordinary call of each kind, so imports, pools and the token counter (loaded in
-    the background at start) are in place; the baseline."""
-    for _ in range(600):
-        if "token counter ready" in gw.log_text():
-            break
-        await asyncio.sleep(0.05)
+    """One ordinary call of each kind, so imports and pools are in place; the baseline."""
     await gw.stub.Chat(chat_pb2.ChatRequest(model="chat", messages=MESSAGES), timeout=10)
     stream = gw.stub.StreamChat(chat_pb2.StreamChatRequest(model="chat", messages=MESSAGES))
     _ = [item async for item in stream]

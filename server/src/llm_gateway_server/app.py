@@ -27,7 +27,6 @@ from llm_gateway_server.providers.base import Provider
 from llm_gateway_server.providers.registry import build_provider
 from llm_gateway_server.routing.router import Router
 from llm_gateway_server.state import GatewayState, build_state
-from llm_gateway_server.state.tokens import load_tokenizer
 from llm_gateway_server.telemetry.setup import Telemetry, setup_telemetry
 from llm_gateway_server.transport.grpc import handlers
 from llm_gateway_server.transport.grpc.reflection import enable_reflection
@@ -123,11 +122,6 @@ class GatewayServer:
     async def start(self) -> None:
         """Start telemetry, routing's probes and the gRPC server; report health."""
         await self.telemetry.start()
-        # The tokenizer reads its encoding file off the event loop, without delaying start-up
-        # (counts use four characters a token until it is loaded).
-        tokenizer = asyncio.get_running_loop().create_task(self._load_tokenizer())
-        self._background.add(tokenizer)
-        tokenizer.add_done_callback(self._background.discard)
         await self.router.start()
         await self.state.start(on_peer_transition=self.router.apply_peer_transition)
         await self.server.start()
@@ -145,11 +139,6 @@ class GatewayServer:
 
     async def _set_ready(self, ready: bool) -> None:
         await self.health.set(GATEWAY_SERVICE_NAME, _SERVING if ready else _NOT_SERVING)
-
-    @staticmethod
-    async def _load_tokenizer() -> None:
-        exact = await asyncio.to_thread(load_tokenizer)
-        logger.info("token counter ready (%s)", "tiktoken" if exact else "4 characters a token")
 
     def on_readiness(self, ready: bool) -> None:
         """Routing's readiness callback: flip the named health service."""

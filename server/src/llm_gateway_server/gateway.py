@@ -31,6 +31,7 @@ from llm_gateway_server.routing.routes import Resolution, check_provider_options
 from llm_gateway_server.routing.views import HealthView, RouteView
 from llm_gateway_server.state import Admission, GatewayState, RouteStatsView, TenantBudgetView
 from llm_gateway_server.state.pricing import cost_usd
+from llm_gateway_server.state.tokens import ready_tokenizer
 from llm_gateway_server.streams import GatewayStream
 from llm_gateway_server.telemetry.rpc import RpcTelemetry, privacy_name
 
@@ -211,6 +212,7 @@ class Gateway:
         if reported(answer.usage):
             record.usage = answer.usage
         else:
+            await ready_tokenizer()
             record.usage = counted_usage(request, answer_tokens(answer))
             record.usage_counted = True
             answer = replace(answer, usage=record.usage)
@@ -250,6 +252,7 @@ class Gateway:
         record.provider, record.model = result.provider, result.model
         usage = result.answer.usage
         if not reported(usage):
+            await ready_tokenizer()
             usage, record.usage_counted = counted_usage(request, 0), True
         record.usage = usage
         await settle_now(record)

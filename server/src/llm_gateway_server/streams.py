@@ -26,6 +26,7 @@ from llm_gateway_server.core.types import (
 )
 from llm_gateway_server.delivered import Delivered, counted_usage, reported
 from llm_gateway_server.routing.results import RoutedStream
+from llm_gateway_server.state.tokens import ready_tokenizer
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,8 @@ class GatewayStream:
         finally:
             # Whatever way the stream ended, the record learns what it delivered.
             await routed.aclose()
+            if routed.summary is None or not reported(routed.summary.usage):
+                await ready_tokenizer()  # the count below needs it (loaded once, lazily)
             self._account(routed)
         summary = routed.summary
         error = summary.error if summary is not None else None

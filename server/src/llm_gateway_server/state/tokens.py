@@ -8,6 +8,7 @@ a few tokens of framing per message; the real usage corrects them after the call
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -48,7 +49,7 @@ def _bundled_encodings() -> str | None:
 
 
 def load_tokenizer() -> bool:
-    """Load the tokenizer (blocking file I/O: call it from a thread at start-up).
+    """Load the tokenizer (blocking file I/O: ``ready_tokenizer`` runs it in a thread).
 
     Returns False when no encoding file is available; counts then fall back to the
     estimate's four characters a token.
@@ -69,6 +70,18 @@ def load_tokenizer() -> bool:
             _log.warning("token counts use 4 characters a token: %s", type(exc).__name__)
             _encoder = None
     return _encoder is not None
+
+
+async def ready_tokenizer() -> None:
+    """Load the tokenizer the first time a count is needed, off the event loop.
+
+    Lazily, not at start-up: the encoding costs about 67 MB of RSS (measured: 84 -> 151 MB
+    in a process that imported the gateway), and most upstreams report usage, so many
+    gateways never need it. The first count waits for the load once (~0.5 s here).
+    """
+    if not _loaded:
+        exact = await asyncio.to_thread(load_tokenizer)
+        _log.info("token counter ready (%s)", "tiktoken" if exact else "4 characters a token")
 
 
 def count_tokens(text: str) -> int:
