@@ -15,8 +15,9 @@ error of the prompt estimate.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +131,6 @@ class RequestPolicy:
         admission = Admission(principal, route, "chat" if is_chat else "embedding", caller=caller)
         scopes = self._shared_scopes(caller)
         try:
-            await self._limits.acquire_request(principal, route)
-            for scope in scopes:
-                await self._limits.acquire_request(scope, route)
             if isinstance(request, ChatRequest) and is_cacheable(request, self._config.cache):
                 admission.cache_ttl_s = request.cache.ttl_s
                 admission.cache_key = cache_key(
@@ -141,11 +139,22 @@ class RequestPolicy:
                     principal=principal,
                     shared=self._config.cache.shared_across_tenants,
                 )
-                admission.cached = await self._lookup(admission.cache_key)
-                if admission.cached is not None:
-                    admission.settled = True
-                    await self._record(admission, cache_hits=1)
-                    return admission
+            # The cache GET only reads, so it goes out beside the request-rate checks: one
+            # round trip of latency instead of two. A refusal still wins over a hit.
+            counted, cached = await asyncio.gather(
+                self._acquire_requests(principal, scopes, route),
+                self._lookup(admission.cache_key),
+                return_exceptions=True,
+            )
+            if isinstance(counted, BaseException):
+                raise counted
+            if isinstance(cached, BaseException):
+                raise cached
+            admission.cached = cached
+            if admission.cached is not None:
+                admission.settled = True
+                await self._record(admission, cache_hits=1)
+                return admission
             prompt_tokens = estimate_prompt_tokens(request)
             await self._limits.acquire_tokens(principal, route, prompt_tokens)
             for scope in scopes:
@@ -193,19 +202,26 @@ class RequestPolicy:
             return
         admission.settled = True
         usage = answer_usage or Usage()
+        steps = [
+            self._record(
+                admission,
+                cost_nanos=to_nanos(cost_usd or 0.0),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cache_misses=int(admission.cache_key is not None),
+                fallbacks=int(fallbacks > 0),
+            ),
+            self._release_shared(admission, cost_usd),
+        ]
         if answer_usage is not None:
-            await self._add_tokens(admission, usage.total_tokens - admission.estimated_tokens)
+            steps.append(
+                self._add_tokens(admission, usage.total_tokens - admission.estimated_tokens)
+            )
         if admission.cache_key is not None and answer is not None:
-            await self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
-        await self._record(
-            admission,
-            cost_nanos=to_nanos(cost_usd or 0.0),
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cache_misses=int(admission.cache_key is not None),
-            fallbacks=int(fallbacks > 0),
-        )
-        await self._release_shared(admission, cost_usd)
+            steps.append(
+                self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
+            )
+        await _settle_together(steps)
 
     async def fail(
         self,
@@ -221,17 +237,22 @@ class RequestPolicy:
         admission.settled = True
         logger.debug("request on route %s failed: %s", admission.route, error_reason)
         spent = usage or Usage()
+        steps = [
+            self._record(
+                admission,
+                errors=1,
+                cache_misses=int(admission.cache_key is not None),
+                cost_nanos=to_nanos(cost_usd or 0.0),
+                prompt_tokens=spent.prompt_tokens,
+                completion_tokens=spent.completion_tokens,
+            ),
+            self._release_shared(admission, cost_usd),
+        ]
         if usage is not None:
-            await self._add_tokens(admission, spent.total_tokens - admission.estimated_tokens)
-        await self._record(
-            admission,
-            errors=1,
-            cache_misses=int(admission.cache_key is not None),
-            cost_nanos=to_nanos(cost_usd or 0.0),
-            prompt_tokens=spent.prompt_tokens,
-            completion_tokens=spent.completion_tokens,
-        )
-        await self._release_shared(admission, cost_usd)
+            steps.append(
+                self._add_tokens(admission, spent.total_tokens - admission.estimated_tokens)
+            )
+        await _settle_together(steps)
 
     def _shared_scopes(self, caller: str) -> list[Principal]:
         """The gateway-wide and per-caller limits as principals of their own, named
@@ -257,12 +278,21 @@ class RequestPolicy:
                 cost_nanos=to_nanos(cost_usd or 0.0),
             )
 
+    async def _acquire_requests(
+        self, principal: Principal, scopes: Sequence[Principal], route: str
+    ) -> None:
+        await self._limits.acquire_request(principal, route)
+        for scope in scopes:
+            await self._limits.acquire_request(scope, route)
+
     async def _add_tokens(self, admission: Admission, tokens: int) -> None:
         await self._limits.add_tokens(admission.principal, admission.route, tokens)
         for scope in self._shared_scopes(admission.caller):
             await self._limits.add_tokens(scope, admission.route, tokens)
 
-    async def _lookup(self, key: str) -> CachedAnswer | None:
+    async def _lookup(self, key: str | None) -> CachedAnswer | None:
+        if key is None:
+            return None
         try:
             return await self._cache.get(key)
         except StoreUnavailable:
@@ -305,6 +335,16 @@ class RequestPolicy:
             await self._ledger.record(record)
         except StoreUnavailable:
             return
+
+
+async def _settle_together(steps: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run settlement steps side by side: token correction, cache store, spend and shared
+    budgets touch different keys and none needs another's answer, so a completion waits one
+    Redis round trip instead of one per step. Each step absorbs a store outage itself."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _scope(name: str, limits: SharedLimitsConfig) -> Principal:

@@ -60,16 +60,17 @@ class StatsWriter:
         health: RedisHealth,
         *,
         prefix: str,
-        flush_s: float = FLUSH_S,
-        batch_rows: int = BATCH_ROWS,
-        max_rows: int = MAX_ROWS,
+        flush_s: float | None = None,
+        batch_rows: int | None = None,
+        max_rows: int | None = None,
     ) -> None:
         self._client = client
         self._health = health
         self._prefix = prefix
-        self._flush_s = flush_s
-        self._batch_rows = batch_rows
-        self._max_rows = max_rows
+        # The module values are read here, not bound at import, so one place tunes them.
+        self._flush_s = FLUSH_S if flush_s is None else flush_s
+        self._batch_rows = BATCH_ROWS if batch_rows is None else batch_rows
+        self._max_rows = MAX_ROWS if max_rows is None else max_rows
         self._rows: dict[StatsRow, Counter[str]] = {}
         #: (tenant, period id) -> nano-dollars spent outside any budget reservation.
         self._spend: Counter[tuple[str, str, str]] = Counter()
