@@ -11,6 +11,16 @@ With a budget, the worst case is bounded by capping ``max_tokens``: the ledger g
 left (at most the request's own worst case) and ``Admission.max_tokens`` is the largest
 completion that fits in the grant, so concurrent calls cannot overrun a budget beyond the
 error of the prompt estimate.
+
+Redis round trips left per request (stats are never among them: ``StatsWriter`` batches
+them in the background, and a request without limits, budget or cache sends nothing):
+
+- admit: the request-rate checks (one ``limits`` script per window) with the cache GET
+  beside them; then the token-rate checks and the budget reservation, in turn, because
+  each may refuse and a refused call must hold no window or budget it did not use. They
+  stay separate scripts because ``limits`` owns its windows' keys and scripts.
+- complete/fail: the token correction, the cache SET, the spend settlement (awaited so the
+  next reservation sees the spend, not the hold) and the shared budgets, side by side.
 """
 
 from __future__ import annotations
