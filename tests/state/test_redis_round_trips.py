@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
+import redis.asyncio
 
+from llm_gateway_server.core.errors import LimitExceeded
 from llm_gateway_server.core.types import Principal, Usage
 from llm_gateway_server.state import GatewayState, build_state, stats_writer
 from llm_gateway_server.state.redis_ledger import RedisLedger
+from llm_gateway_server.state.tokens import estimate_prompt_tokens
 from tests.state.delay_proxy import DelayProxy
 from tests.state.flushes import stats_once
 from tests.state.monitor import CommandLog
@@ -94,7 +97,8 @@ async def test_limits_budget_and_cache_stay_within_their_bound(
     principal = Principal(tenant="team-a", rpm=100, tpm=100_000, budget_usd=5.0)
     await warm_up(state, principal)
     async with CommandLog(redis_url) as log:
-        admission = await state.policy.admit(principal, "chat", chat("limited"))
+        admission = await state.policy.admit(principal, "paid", chat("limited"))
+        assert admission.reservation is not None
         admitted = await log.take()
         await answer(state.policy, admission, cost_usd=0.01)
         completed = await log.take()
@@ -176,3 +180,25 @@ async def test_a_slow_redis_does_not_hold_the_answer(
                 await answer(state.policy, admission, cost_usd=0.01)
         assert writer_of(state).pending_rows == 1
         await state.aclose()  # its last flush is bounded too
+
+
+async def test_a_token_refusal_releases_the_budget_hold_granted_beside_it(
+    replicas: StateFactory, redis_url: str
+) -> None:
+    state = await replicas()
+    request = chat("x " * 20, temperature=None)
+    # Room for one such request in the minute, not two.
+    tokens = estimate_prompt_tokens(request)
+    principal = Principal(tenant="team-a", tpm=tokens + tokens // 2, budget_usd=1.0)
+    first = await state.policy.admit(principal, "paid", request)
+    assert first.reservation is not None
+    with pytest.raises(LimitExceeded) as refused:
+        await state.policy.admit(principal, "paid", request)
+    assert refused.value.reason == "TOKEN_RATE_LIMITED"
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        (resv,) = await client.keys("llmgw:resv:team-a:*")
+        # Only the first call's hold is left: the refused call's own was let go.
+        assert await client.hkeys(resv) == [first.reservation.id.encode()]
+    finally:
+        await client.aclose()

@@ -1,11 +1,12 @@
 """What happens to a request before and after the upstream call: limits, budget, cache, stats.
 
-``admit`` runs, in order: the request-rate limit; the response-cache lookup (Chat and
-StreamChat only; a hit is answered at once and costs neither tokens nor budget); the
-token-rate limit with the prompt's estimated tokens; the budget check, which atomically
-reserves the request's worst case. Every admitted request ends with exactly one ``complete``
-or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``); both charge
-the usage they are given, so a cut or cancelled call pays for what it delivered.
+``admit`` runs the request-rate limit with the response-cache lookup (Chat and StreamChat
+only; a hit is answered at once and costs neither tokens nor budget, a refusal wins over a
+hit); then the token-rate limit with the prompt's estimated tokens, with the budget check
+that atomically reserves the request's worst case (released when the tokens are refused).
+Every admitted request ends with exactly one ``complete`` or ``fail`` (both are no-ops for a
+cache hit, already accounted for by ``admit``); both charge the usage they are given, so a
+cut or cancelled call pays for what it delivered.
 
 With a budget, the worst case is bounded by capping ``max_tokens``: the ledger grants what is
 left (at most the request's own worst case) and ``Admission.max_tokens`` is the largest
@@ -16,9 +17,11 @@ Redis round trips left per request (stats are never among them: ``StatsWriter`` 
 them in the background, and a request without limits, budget or cache sends nothing):
 
 - admit: the request-rate checks (one ``limits`` script per window) with the cache GET
-  beside them; then the token-rate checks and the budget reservation, in turn, because
-  each may refuse and a refused call must hold no window or budget it did not use. They
-  stay separate scripts because ``limits`` owns its windows' keys and scripts.
+  beside them; then the token-rate checks with the budget reservation beside them. Two
+  steps, not one, because a cache hit must use no token window or budget. They stay
+  separate scripts because ``limits`` owns its windows' keys and scripts, and the windows
+  of one principal are asked in turn so a call refused by the narrower one uses none of
+  the wider one.
 - complete/fail: the token correction, the cache SET, the spend settlement (awaited so the
   next reservation sees the spend, not the hold) and the shared budgets, side by side.
 """
@@ -36,7 +39,7 @@ from llm_gateway_server.config.state import SharedLimitsConfig
 from llm_gateway_server.core.calls import BoundedLabels
 from llm_gateway_server.core.errors import GatewayError
 from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
-from llm_gateway_server.state.budgets import Budgets, Hold
+from llm_gateway_server.state.budgets import Budgets, Grant, Hold
 from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
 from llm_gateway_server.state.rate_limits import RateLimits
 from llm_gateway_server.state.redis_health import StoreUnavailable
@@ -166,20 +169,34 @@ class RequestPolicy:
                 await self._record(admission, cache_hits=1)
                 return admission
             prompt_tokens = estimate_prompt_tokens(request)
-            await self._limits.acquire_tokens(principal, route, prompt_tokens)
-            for scope in scopes:
-                await self._limits.acquire_tokens(scope, route, prompt_tokens)
             admission.estimated_tokens = prompt_tokens
-            grant = await self._budgets.reserve([principal, *scopes], route, request, targets)
-            for hold in grant.holds:
-                if hold.owner is principal:
-                    admission.reservation = hold.reservation
-                else:
-                    admission.shared += (hold,)
-            admission.max_tokens = grant.max_tokens
+            # Side by side, one round trip of latency: a token refusal releases the budget
+            # holds just granted (below), as a budget refusal always kept its token count.
+            counted, granted = await asyncio.gather(
+                self._acquire_tokens(principal, scopes, route, prompt_tokens),
+                self._budgets.reserve([principal, *scopes], route, request, targets),
+                return_exceptions=True,
+            )
+            if isinstance(granted, Grant):
+                for hold in granted.holds:
+                    if hold.owner is principal:
+                        admission.reservation = hold.reservation
+                    else:
+                        admission.shared += (hold,)
+                admission.max_tokens = granted.max_tokens
+            if isinstance(counted, BaseException):
+                raise counted
+            if isinstance(granted, BaseException):
+                raise granted
         except GatewayError:
             admission.settled = True
-            await self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key)))
+            # Releases the tenant's hold (the record carries it) and the shared ones.
+            await _settle_together(
+                [
+                    self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key))),
+                    self._release_shared(admission, None),
+                ]
+            )
             raise
         return admission
 
@@ -294,6 +311,13 @@ class RequestPolicy:
         await self._limits.acquire_request(principal, route)
         for scope in scopes:
             await self._limits.acquire_request(scope, route)
+
+    async def _acquire_tokens(
+        self, principal: Principal, scopes: Sequence[Principal], route: str, tokens: int
+    ) -> None:
+        await self._limits.acquire_tokens(principal, route, tokens)
+        for scope in scopes:
+            await self._limits.acquire_tokens(scope, route, tokens)
 
     async def _add_tokens(self, admission: Admission, tokens: int) -> None:
         await self._limits.add_tokens(admission.principal, admission.route, tokens)
