@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
-from llm_gateway_server.state import GatewayState
+from llm_gateway_server.state import GatewayState, StatsUnavailable
 from llm_gateway_server.state.ledger import StatsResult
 from llm_gateway_server.state.views import RouteStatsView
 
@@ -19,10 +20,13 @@ async def stats_once(
     *,
     tenant: str | None = None,
 ) -> StatsResult:
-    """GetStats through ``state`` once ``ready`` holds for its rows (fails past the bound)."""
+    """GetStats through ``state`` once it answers and ``ready`` holds for its rows (fails
+    past the bound)."""
     async with asyncio.timeout(FLUSH_BOUND_S):
         while True:
-            result = await state.stats.query(tenant, None)
-            if ready(result[0]):
-                return result
+            # Unavailable while Redis is still in its retry pause after an outage.
+            with contextlib.suppress(StatsUnavailable):
+                result = await state.stats.query(tenant, None)
+                if ready(result[0]):
+                    return result
             await asyncio.sleep(0.05)

@@ -13,6 +13,7 @@ import redis.asyncio
 from llm_gateway_server.core.errors import LimitExceeded
 from llm_gateway_server.core.types import Principal, Usage
 from llm_gateway_server.state import GatewayState, build_state, stats_writer
+from llm_gateway_server.state.redis_health import StoreUnavailable
 from llm_gateway_server.state.redis_ledger import RedisLedger
 from llm_gateway_server.state.tokens import estimate_prompt_tokens
 from tests.state.delay_proxy import DelayProxy
@@ -157,8 +158,9 @@ async def test_counters_survive_an_outage_up_to_the_bound(
     for route in ("a", "b", "c", "d", "a"):
         admission = await state.policy.admit(Principal(tenant="t"), route, chat(temperature=None))
         await answer(state.policy, admission)
-    await asyncio.sleep(stats_writer.FLUSH_S * 2)  # failed background flushes keep the rows
-    assert writer_of(state).pending_rows == 2
+    with pytest.raises(StoreUnavailable):
+        await writer_of(state).flush()
+    assert writer_of(state).pending_rows == 2  # a failed flush keeps its rows
     assert writer_of(state).dropped == 2
     assert sum("usage stats are dropped" in r.getMessage() for r in caplog.records) == 1
     own_redis.start()
@@ -202,3 +204,16 @@ async def test_a_token_refusal_releases_the_budget_hold_granted_beside_it(
         assert await client.hkeys(resv) == [first.reservation.id.encode()]
     finally:
         await client.aclose()
+
+
+@pytest.mark.usefixtures("no_background_flush")
+async def test_shutdown_writes_the_pending_stats(replicas: StateFactory) -> None:
+    leaving, staying = await replicas(), await replicas()
+    admission = await leaving.policy.admit(
+        Principal(tenant="team-a"), "chat", chat(temperature=None)
+    )
+    await answer(leaving.policy, admission)
+    assert writer_of(leaving).pending_rows == 1
+    await leaving.aclose()
+    stats, _ = await staying.stats.query("team-a", None)
+    assert [(r.route, r.requests) for r in stats] == [("chat", 1)]

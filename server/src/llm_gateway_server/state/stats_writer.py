@@ -165,8 +165,13 @@ class StatsWriter:
             self._wake.clear()
             if not self._health.usable():
                 continue  # wait out RedisHealth's retry pause, deltas keep aggregating
-            with contextlib.suppress(StoreUnavailable):
+            try:
                 await self.flush()
+            except StoreUnavailable:
+                continue  # RedisHealth logged the outage once; the deltas were kept
+            except Exception as exc:
+                # Dropped, not retried: a batch Redis refuses would be refused forever.
+                logger.error("a usage stats batch was not written: %s", type(exc).__name__)
 
     async def _write(
         self,
