@@ -116,14 +116,6 @@ class StatsWriter:
         if len(self._rows) >= self._batch_rows:
             self._wake.set()
 
-    def pending(self, tenant: str, period_id_: str) -> dict[str, dict[str, int]]:
-        """Unflushed counters of one tenant's period: row -> counter -> delta."""
-        return {
-            key.row: dict(counters)
-            for key, counters in self._rows.items()
-            if key.tenant == tenant and key.period_id == period_id_
-        }
-
     async def flush(self) -> None:
         """Write every pending delta in one pipeline; on failure they stay pending.
 
