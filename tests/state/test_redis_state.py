@@ -14,6 +14,7 @@ import redis.asyncio
 from llm_gateway_server.core.errors import LimitExceeded, Unauthenticated
 from llm_gateway_server.core.types import CacheMode, Principal, Usage
 from llm_gateway_server.state import GatewayState, build_state
+from tests.state.flushes import stats_once
 from tests.state.requests import answer, chat
 from tests.state.snapshots import auth_with, key_entry, make_snapshot
 
@@ -148,7 +149,8 @@ async def test_stats_are_shared_and_summed(replicas: StateFactory) -> None:
     failed = await two.policy.admit(principal, "paid", chat(temperature=None))
     await two.policy.fail(failed, error_reason="ALL_TARGETS_FAILED")
 
-    stats, budgets = await one.stats.query(None, None)
+    # Replica two's counters reach Redis with its next background flush.
+    stats, budgets = await stats_once(one, lambda rows: sum(r.requests for r in rows) >= 3)
     assert len(stats) == 1
     paid = stats[0]
     assert (paid.tenant, paid.route) == ("team-a", "paid")

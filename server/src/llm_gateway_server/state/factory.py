@@ -95,9 +95,11 @@ class GatewayState:
         self._snapshot = snapshot
 
     async def aclose(self) -> None:
-        """Stop breaker sharing and close Redis connections (nothing to do in memory mode)."""
+        """Stop breaker sharing, flush pending stats and close Redis connections."""
         if self.breaker_peers is not None:
             await self.breaker_peers.aclose()
+        # Before the client closes: the last stats batch needs it (bounded wait).
+        await self.stats.aclose()
         if self._client is not None:
             # Bounded: closing a pool whose server just went away must not hold shutdown.
             with contextlib.suppress(TimeoutError):

@@ -1,22 +1,36 @@
 """What happens to a request before and after the upstream call: limits, budget, cache, stats.
 
-``admit`` runs, in order: the request-rate limit; the response-cache lookup (Chat and
-StreamChat only; a hit is answered at once and costs neither tokens nor budget); the
-token-rate limit with the prompt's estimated tokens; the budget check, which atomically
-reserves the request's worst case. Every admitted request ends with exactly one ``complete``
-or ``fail`` (both are no-ops for a cache hit, already accounted for by ``admit``); both charge
-the usage they are given, so a cut or cancelled call pays for what it delivered.
+``admit`` runs the request-rate limit with the response-cache lookup (Chat and StreamChat
+only; a hit is answered at once and costs neither tokens nor budget, a refusal wins over a
+hit); then the token-rate limit with the prompt's estimated tokens, with the budget check
+that atomically reserves the request's worst case (released when the tokens are refused).
+Every admitted request ends with exactly one ``complete`` or ``fail`` (both are no-ops for a
+cache hit, already accounted for by ``admit``); both charge the usage they are given, so a
+cut or cancelled call pays for what it delivered.
 
 With a budget, the worst case is bounded by capping ``max_tokens``: the ledger grants what is
 left (at most the request's own worst case) and ``Admission.max_tokens`` is the largest
 completion that fits in the grant, so concurrent calls cannot overrun a budget beyond the
 error of the prompt estimate.
+
+Redis round trips left per request (stats are never among them: ``StatsWriter`` batches
+them in the background, and a request without limits, budget or cache sends nothing):
+
+- admit: the request-rate checks (one ``limits`` script per window) with the cache GET
+  beside them; then the token-rate checks with the budget reservation beside them. Two
+  steps, not one, because a cache hit must use no token window or budget. They stay
+  separate scripts because ``limits`` owns its windows' keys and scripts, and the windows
+  of one principal are asked in turn so a call refused by the narrower one uses none of
+  the wider one.
+- complete/fail: the token correction, the cache SET, the spend settlement (awaited so the
+  next reservation sees the spend, not the hold) and the shared budgets, side by side.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +39,7 @@ from llm_gateway_server.config.state import SharedLimitsConfig
 from llm_gateway_server.core.calls import BoundedLabels
 from llm_gateway_server.core.errors import GatewayError
 from llm_gateway_server.core.types import ChatAnswer, ChatRequest, EmbedRequest, Principal, Usage
-from llm_gateway_server.state.budgets import Budgets, Hold
+from llm_gateway_server.state.budgets import Budgets, Grant, Hold
 from llm_gateway_server.state.ledger import Ledger, Reservation, UsageRecord
 from llm_gateway_server.state.rate_limits import RateLimits
 from llm_gateway_server.state.redis_health import StoreUnavailable
@@ -130,9 +144,6 @@ class RequestPolicy:
         admission = Admission(principal, route, "chat" if is_chat else "embedding", caller=caller)
         scopes = self._shared_scopes(caller)
         try:
-            await self._limits.acquire_request(principal, route)
-            for scope in scopes:
-                await self._limits.acquire_request(scope, route)
             if isinstance(request, ChatRequest) and is_cacheable(request, self._config.cache):
                 admission.cache_ttl_s = request.cache.ttl_s
                 admission.cache_key = cache_key(
@@ -141,26 +152,51 @@ class RequestPolicy:
                     principal=principal,
                     shared=self._config.cache.shared_across_tenants,
                 )
-                admission.cached = await self._lookup(admission.cache_key)
-                if admission.cached is not None:
-                    admission.settled = True
-                    await self._record(admission, cache_hits=1)
-                    return admission
+            # The cache GET only reads, so it goes out beside the request-rate checks: one
+            # round trip of latency instead of two. A refusal still wins over a hit.
+            counted, cached = await asyncio.gather(
+                self._acquire_requests(principal, scopes, route),
+                self._lookup(admission.cache_key),
+                return_exceptions=True,
+            )
+            if isinstance(counted, BaseException):
+                raise counted
+            if isinstance(cached, BaseException):
+                raise cached
+            admission.cached = cached
+            if admission.cached is not None:
+                admission.settled = True
+                await self._record(admission, cache_hits=1)
+                return admission
             prompt_tokens = estimate_prompt_tokens(request)
-            await self._limits.acquire_tokens(principal, route, prompt_tokens)
-            for scope in scopes:
-                await self._limits.acquire_tokens(scope, route, prompt_tokens)
             admission.estimated_tokens = prompt_tokens
-            grant = await self._budgets.reserve([principal, *scopes], route, request, targets)
-            for hold in grant.holds:
-                if hold.owner is principal:
-                    admission.reservation = hold.reservation
-                else:
-                    admission.shared += (hold,)
-            admission.max_tokens = grant.max_tokens
+            # Side by side, one round trip of latency: a token refusal releases the budget
+            # holds just granted (below), as a budget refusal always kept its token count.
+            counted, granted = await asyncio.gather(
+                self._acquire_tokens(principal, scopes, route, prompt_tokens),
+                self._budgets.reserve([principal, *scopes], route, request, targets),
+                return_exceptions=True,
+            )
+            if isinstance(granted, Grant):
+                for hold in granted.holds:
+                    if hold.owner is principal:
+                        admission.reservation = hold.reservation
+                    else:
+                        admission.shared += (hold,)
+                admission.max_tokens = granted.max_tokens
+            if isinstance(counted, BaseException):
+                raise counted
+            if isinstance(granted, BaseException):
+                raise granted
         except GatewayError:
             admission.settled = True
-            await self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key)))
+            # Releases the tenant's hold (the record carries it) and the shared ones.
+            await _settle_together(
+                [
+                    self._record(admission, errors=1, cache_misses=int(bool(admission.cache_key))),
+                    self._release_shared(admission, None),
+                ]
+            )
             raise
         return admission
 
@@ -193,19 +229,26 @@ class RequestPolicy:
             return
         admission.settled = True
         usage = answer_usage or Usage()
+        steps = [
+            self._record(
+                admission,
+                cost_nanos=to_nanos(cost_usd or 0.0),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cache_misses=int(admission.cache_key is not None),
+                fallbacks=int(fallbacks > 0),
+            ),
+            self._release_shared(admission, cost_usd),
+        ]
         if answer_usage is not None:
-            await self._add_tokens(admission, usage.total_tokens - admission.estimated_tokens)
+            steps.append(
+                self._add_tokens(admission, usage.total_tokens - admission.estimated_tokens)
+            )
         if admission.cache_key is not None and answer is not None:
-            await self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
-        await self._record(
-            admission,
-            cost_nanos=to_nanos(cost_usd or 0.0),
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cache_misses=int(admission.cache_key is not None),
-            fallbacks=int(fallbacks > 0),
-        )
-        await self._release_shared(admission, cost_usd)
+            steps.append(
+                self._store(admission, answer, provider=provider, model=model, ttl_s=ttl_s)
+            )
+        await _settle_together(steps)
 
     async def fail(
         self,
@@ -221,17 +264,22 @@ class RequestPolicy:
         admission.settled = True
         logger.debug("request on route %s failed: %s", admission.route, error_reason)
         spent = usage or Usage()
+        steps = [
+            self._record(
+                admission,
+                errors=1,
+                cache_misses=int(admission.cache_key is not None),
+                cost_nanos=to_nanos(cost_usd or 0.0),
+                prompt_tokens=spent.prompt_tokens,
+                completion_tokens=spent.completion_tokens,
+            ),
+            self._release_shared(admission, cost_usd),
+        ]
         if usage is not None:
-            await self._add_tokens(admission, spent.total_tokens - admission.estimated_tokens)
-        await self._record(
-            admission,
-            errors=1,
-            cache_misses=int(admission.cache_key is not None),
-            cost_nanos=to_nanos(cost_usd or 0.0),
-            prompt_tokens=spent.prompt_tokens,
-            completion_tokens=spent.completion_tokens,
-        )
-        await self._release_shared(admission, cost_usd)
+            steps.append(
+                self._add_tokens(admission, spent.total_tokens - admission.estimated_tokens)
+            )
+        await _settle_together(steps)
 
     def _shared_scopes(self, caller: str) -> list[Principal]:
         """The gateway-wide and per-caller limits as principals of their own, named
@@ -257,12 +305,28 @@ class RequestPolicy:
                 cost_nanos=to_nanos(cost_usd or 0.0),
             )
 
+    async def _acquire_requests(
+        self, principal: Principal, scopes: Sequence[Principal], route: str
+    ) -> None:
+        await self._limits.acquire_request(principal, route)
+        for scope in scopes:
+            await self._limits.acquire_request(scope, route)
+
+    async def _acquire_tokens(
+        self, principal: Principal, scopes: Sequence[Principal], route: str, tokens: int
+    ) -> None:
+        await self._limits.acquire_tokens(principal, route, tokens)
+        for scope in scopes:
+            await self._limits.acquire_tokens(scope, route, tokens)
+
     async def _add_tokens(self, admission: Admission, tokens: int) -> None:
         await self._limits.add_tokens(admission.principal, admission.route, tokens)
         for scope in self._shared_scopes(admission.caller):
             await self._limits.add_tokens(scope, admission.route, tokens)
 
-    async def _lookup(self, key: str) -> CachedAnswer | None:
+    async def _lookup(self, key: str | None) -> CachedAnswer | None:
+        if key is None:
+            return None
         try:
             return await self._cache.get(key)
         except StoreUnavailable:
@@ -305,6 +369,16 @@ class RequestPolicy:
             await self._ledger.record(record)
         except StoreUnavailable:
             return
+
+
+async def _settle_together(steps: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run settlement steps side by side: token correction, cache store, spend and shared
+    budgets touch different keys and none needs another's answer, so a completion waits one
+    Redis round trip instead of one per step. Each step absorbs a store outage itself."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _scope(name: str, limits: SharedLimitsConfig) -> Principal:

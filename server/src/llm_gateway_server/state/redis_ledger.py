@@ -27,6 +27,7 @@ from llm_gateway_server.state.ledger import (
 )
 from llm_gateway_server.state.periods import expire_at, period_id
 from llm_gateway_server.state.redis_health import RedisHealth, guarded
+from llm_gateway_server.state.stats_writer import StatsWriter
 from llm_gateway_server.state.views import NANOS_PER_USD, RouteStatsView, TenantBudgetView
 
 # KEYS: spend, resv. ARGV: budget nanos, nanos, reservation id, ttl ms, least nanos.
@@ -58,23 +59,19 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return grant
 """
 
-# KEYS: spend, resv, stats, tenants. ARGV: reservation id ('' = none), cost nanos,
-# expire-at (0 = never), tenant, tenant info, then counter/increment pairs.
+# KEYS: spend, resv, tenants. ARGV: reservation id ('' = none), cost nanos,
+# expire-at (0 = never), tenant, tenant info. Stats go through the StatsWriter instead.
 _RECORD = """
 if ARGV[1] ~= '' then
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
-local expire_at = tonumber(ARGV[3])
 local cost = tonumber(ARGV[2])
 if cost > 0 then
   redis.call('INCRBY', KEYS[1], ARGV[2])
+  local expire_at = tonumber(ARGV[3])
   if expire_at > 0 then redis.call('EXPIREAT', KEYS[1], expire_at) end
 end
-redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
-for i = 6, #ARGV, 2 do
-  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
-end
-if expire_at > 0 then redis.call('EXPIREAT', KEYS[3], expire_at) end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 return 1
 """
 
@@ -82,10 +79,18 @@ return 1
 class RedisLedger:
     """Spend and stats in Redis. Raises ``StoreUnavailable`` when Redis does not answer."""
 
-    def __init__(self, client: Redis, health: RedisHealth, *, prefix: str) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        health: RedisHealth,
+        *,
+        prefix: str,
+        writer: StatsWriter | None = None,
+    ) -> None:
         self._client = client
         self._health = health
         self._prefix = prefix
+        self._writer = writer or StatsWriter(client, health, prefix=prefix)
         self._reserve = client.register_script(_RESERVE)
         self._record = client.register_script(_RECORD)
 
@@ -112,15 +117,38 @@ class RedisLedger:
         granted = int(await guarded(self._health, lambda: self._reserve(keys=keys, args=args)) or 0)
         return Reservation(tenant, pid, rid, granted) if granted > 0 else None
 
+    @property
+    def writer(self) -> StatsWriter:
+        """The background writer of this ledger's stats."""
+        return self._writer
+
     async def record(self, record: UsageRecord) -> None:
-        """Release the reservation, add cost and counters, in one round trip."""
+        """Queue the counters for the stats writer; settle a budget's spend in one round trip.
+
+        Without a budget (no reservation, no ``budget_usd``) nothing waits on Redis: the
+        spend is a stat like the others and goes with the next batch.
+        """
+        row = f"{record.route}\t{record.caller}" if record.caller else record.route
+        settles = record.reservation is not None or record.budget_usd is not None
+        self._writer.add(
+            record.tenant,
+            record.period,
+            row,
+            record.counters(),
+            budget_usd=record.budget_usd,
+            spend_nanos=0 if settles else record.cost_nanos,
+        )
+        if settles:
+            await self._settle(record)
+
+    async def _settle(self, record: UsageRecord) -> None:
+        # Awaited: the next reservation of this tenant must see this spend, not the hold.
         pid = period_id(record.period)
         res = record.reservation
         resv_pid = res.period_id if res is not None else pid
         keys = [
             self._key("spend", record.tenant, pid),
             self._key("resv", record.tenant, resv_pid),
-            self._key("stats", record.tenant, pid),
             f"{self._prefix}tenants",
         ]
         info = orjson.dumps({"period": record.period, "budget_usd": record.budget_usd})
@@ -131,15 +159,16 @@ class RedisLedger:
             record.tenant,
             info,
         ]
-        row = f"{record.route}\t{record.caller}" if record.caller else record.route
-        for name, value in record.counters().items():
-            args += [f"{name}:{row}", value]
         await guarded(self._health, lambda: self._record(keys=keys, args=args))
 
     async def query(
         self, tenant: str | None, route: str | None, caller: str | None = None
     ) -> StatsResult:
-        """Stats and budgets of the current periods, sorted by tenant, route and caller."""
+        """Stats and budgets of the current periods, sorted by tenant, route and caller.
+
+        This replica's pending stats are flushed first, so it reads its own writes.
+        """
+        await self._writer.flush()
         registry = cast(
             "dict[bytes, bytes]",
             await guarded(self._health, lambda: self._client.hgetall(f"{self._prefix}tenants")),
@@ -182,4 +211,5 @@ class RedisLedger:
         return stats, budgets
 
     async def aclose(self) -> None:
-        """The client is owned and closed by ``GatewayState``."""
+        """Flush the pending stats (bounded); the client is owned and closed by ``GatewayState``."""
+        await self._writer.aclose()

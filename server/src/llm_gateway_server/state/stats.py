@@ -12,7 +12,7 @@ class StatsUnavailable(StateUnavailable):
 
 
 class StatsStore:
-    """Reads the counters ``RequestPolicy`` writes."""
+    """Reads the counters ``RequestPolicy`` writes and closes their ledger."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -36,3 +36,7 @@ class StatsStore:
             raise StatsUnavailable(
                 "usage stats are unavailable right now: the state store does not answer"
             ) from None
+
+    async def aclose(self) -> None:
+        """Write what the ledger still holds (bounded) and release it."""
+        await self._ledger.aclose()
