@@ -22,7 +22,7 @@ async def _under_watch(body: Any) -> list[str]:
 
 async def test_a_blocking_call_is_caught() -> None:
     async def blocks() -> None:
-        time.sleep(0.1)  # a synchronous Redis or DNS call looks like this to the loop
+        time.sleep(0.25)  # a synchronous Redis or DNS call looks like this to the loop
 
     seen = await _under_watch(blocks)
     assert len(seen) == 1
