@@ -224,7 +224,12 @@ def test_snapshot_secrets_cover_keys_headers_and_userinfo() -> None:
 
 
 async def test_a_header_aiohttp_refuses_is_a_classified_failure(fake_openai: FakeOpenAI) -> None:
-    adapter = native(fake_openai.base_url, headers={"X-Team": "line\r\nInjected: 1"})
+    # The config refuses CR and LF in headers at load (test_provider_config.py); the adapter
+    # still turns a header aiohttp refuses into a classified failure, never a ValueError.
+    config = ProviderConfig(
+        kind=ProviderKind.OPENAI_COMPATIBLE, api_base=fake_openai.base_url
+    ).model_copy(update={"headers": {"X-Team": "line\r\nInjected: 1"}})
+    adapter = OpenAICompatibleProvider("p", config, api_key=KEY)
     try:
         with pytest.raises(UpstreamError) as err:
             await adapter.chat(REQUEST, timeout_s=5)
