@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 
-from llmgateway.v1 import chat_pb2, embed_pb2, models_pb2, stats_pb2
+from llmgateway.v1 import gateway_service_pb2
 
-SERVICE = "llmgateway.v1.GatewayService"
+SERVICE = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 class Undecodable:
@@ -36,39 +37,26 @@ def _lenient(cls: type[Message]) -> Callable[[bytes], object]:
 
 
 def register(servicer: Any, server: grpc.aio.Server) -> None:
-    """Add the GatewayService methods of ``servicer`` to ``server``."""
-    unary, stream = grpc.unary_unary_rpc_method_handler, grpc.unary_stream_rpc_method_handler
-    handlers = {
-        "Chat": unary(
-            servicer.Chat,
-            request_deserializer=_lenient(chat_pb2.ChatRequest),
-            response_serializer=chat_pb2.ChatResponse.SerializeToString,
-        ),
-        "StreamChat": stream(
-            servicer.StreamChat,
-            request_deserializer=_lenient(chat_pb2.StreamChatRequest),
-            response_serializer=chat_pb2.StreamChatResponse.SerializeToString,
-        ),
-        "Embed": unary(
-            servicer.Embed,
-            request_deserializer=_lenient(embed_pb2.EmbedRequest),
-            response_serializer=embed_pb2.EmbedResponse.SerializeToString,
-        ),
-        "ListModels": unary(
-            servicer.ListModels,
-            request_deserializer=_lenient(models_pb2.ListModelsRequest),
-            response_serializer=models_pb2.ListModelsResponse.SerializeToString,
-        ),
-        "Health": unary(
-            servicer.Health,
-            request_deserializer=_lenient(models_pb2.HealthRequest),
-            response_serializer=models_pb2.HealthResponse.SerializeToString,
-        ),
-        "GetStats": unary(
-            servicer.GetStats,
-            request_deserializer=_lenient(stats_pb2.GetStatsRequest),
-            response_serializer=stats_pb2.GetStatsResponse.SerializeToString,
-        ),
-    }
+    """Add the GatewayService methods of ``servicer`` to ``server``.
+
+    The handlers come from the contract's own service descriptor, so every RPC it declares
+    is served (a method missing on the servicer fails here, at start-up), each with the
+    lenient parser of its request message.
+    """
+    service = gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"]
+    handlers = {}
+    for method in service.methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient(request),
+            response_serializer=response.SerializeToString,
+        )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
